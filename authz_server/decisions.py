@@ -1,0 +1,336 @@
+"""Authorize, end to end below the gRPC layer: plan against the cached card policy, run the
+decision script in one Redis round trip, and fail closed when that cannot happen in time.
+
+Steady state is one round trip: the process keeps each card's parsed policy, keyed by
+policy_version. The script re-checks the version atomically; if the card changed (or the
+process has never seen it) the script answers with the current projection instead of
+deciding, and the call re-plans and runs again within the same budget.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import itertools
+import json
+import logging
+import os
+import secrets
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from google.protobuf.timestamp_pb2 import Timestamp
+from redis.exceptions import RedisError
+
+from authz_server.clock import Clock
+from authz_server.config import Settings
+from authz_server.errors import AlreadyExists
+from authz_server.policy import RESPONSE_CODES, CardPolicy, Plan, Purchase, plan_decision
+from authz_server.redis_state.keys import Keyspace
+from authz_server.redis_state.projection import policy_from_projection
+from authz_server.redis_state.scripts import Scripts
+from authz_server.windows import period_ids
+from zentra.cards.v1 import authorization_pb2, types_pb2 as t
+
+log = logging.getLogger(__name__)
+
+DECISION_RECORD_SCHEMA = 1  # version of the decision record payload in the streams
+PLAN_ATTEMPTS_MAX = 3  # round trips one call may make when the card changes under it
+TOMBSTONES_PENDING_MAX = 100_000  # fail-closed answers waiting for Redis, per process
+DEADLINE_MARGIN_S = 0.002  # answer this long before the caller's deadline, to be heard
+
+
+class PolicyChurn(Exception):
+    """The card's policy changed on every re-plan; the call fails closed."""
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """An Authorize answer plus what the service layer reports about it."""
+
+    response: authorization_pb2.AuthorizeResponse
+    fail_closed_cause: str | None = None  # None unless the answer is a fail-closed decline
+    redis_seconds: float = 0.0
+    refreshed_policy: bool = False
+
+
+def limit_label(index: int, limit_interval: int, amount_minor: int, max_count: int, mccs: tuple[str, ...]) -> str:
+    """How an exceeded limit travels through Redis: enough to rebuild its SpendLimit."""
+    return f"{index}:{limit_interval}:{amount_minor}:{max_count}:{','.join(mccs)}"
+
+
+def spend_limit_from_label(label: str) -> types_pb2.SpendLimit | None:
+    if not label:
+        return None
+    _, interval, amount, count, mccs = label.split(":")
+    return types_pb2.SpendLimit(
+        interval=int(interval), amount_minor=int(amount), max_count=int(count), mccs=mccs.split(",") if mccs else []
+    )
+
+
+class CardPolicyCache:
+    """Parsed card policies of this process, least recently used evicted first. Never stale in
+    effect: the decision script rejects a plan made against an old policy_version."""
+
+    def __init__(self, entries_max: int) -> None:
+        assert entries_max > 0
+        self._entries_max = entries_max
+        self._policies: OrderedDict[tuple[str, str], CardPolicy] = OrderedDict()
+
+    def get(self, tenant_id: str, card_id: str) -> CardPolicy | None:
+        key = (tenant_id, card_id)
+        policy = self._policies.get(key)
+        if policy is not None:
+            self._policies.move_to_end(key)
+        return policy
+
+    def put(self, tenant_id: str, policy: CardPolicy) -> None:
+        self._policies[(tenant_id, policy.card_id)] = policy
+        self._policies.move_to_end((tenant_id, policy.card_id))
+        if len(self._policies) > self._entries_max:
+            self._policies.popitem(last=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Tombstone:
+    """A fail-closed answer that Redis must be told about (see lua/tombstone.lua)."""
+
+    fingerprint: bytes
+    attempt: str
+    replay_key: str
+    usage_key: str
+    stream_key: str
+    payload: str
+    decided_at_ms: int
+    response: authorization_pb2.AuthorizeResponse
+
+
+class Decider:
+    """Makes Authorize decisions. Never raises for a dependency failure: it fails closed."""
+
+    def __init__(self, settings: Settings, redis, scripts: Scripts, keyspace: Keyspace, clock: Clock) -> None:  # type: ignore[no-untyped-def]
+        self._settings = settings
+        self._redis = redis
+        self._scripts = scripts
+        self._keys = keyspace
+        self._clock = clock
+        self._policies = CardPolicyCache(settings.card_cache_max)
+        self._budget_s = settings.decision_budget_ms / 1000
+        self._attempt_prefix = f"{os.getpid():x}.{secrets.token_hex(4)}."
+        self._attempt_ids = itertools.count()
+        # Fail-closed answers not yet stored in Redis, by (tenant, authorization id). A retry
+        # that reaches this process before Redis has them replays them from here.
+        self.tombstones: OrderedDict[tuple[str, str], Tombstone] = OrderedDict()
+        self.tombstones_dropped = 0
+
+    async def decide(
+        self, tenant_id: str, key_id: str, req: authorization_pb2.AuthorizeRequest, purchase: Purchase,
+        time_remaining_s: float | None,
+    ) -> Answer:
+        """The answer to a validated AuthorizeRequest of `tenant_id`. Raises AlreadyExists
+        when the authorization id was used with a different request."""
+        fingerprint = hashlib.blake2b(req.SerializeToString(deterministic=True), digest_size=16).digest()
+        pending = self.tombstones.get((tenant_id, req.authorization_id))
+        if pending is not None:
+            if pending.fingerprint != fingerprint:
+                raise AlreadyExists(f"authorization_id {req.authorization_id!r} was used with a different request")
+            return Answer(_replayed(pending.response))
+
+        budget_s = self._budget_s
+        if time_remaining_s is not None:
+            budget_s = min(budget_s, time_remaining_s - DEADLINE_MARGIN_S)
+        shard = self._keys.shard_of(req.card_id)
+        replay_key = self._keys.replay(tenant_id, req.authorization_id)
+        usage_key = self._keys.usage(shard, tenant_id, req.card_id)
+        stream_key = self._keys.stream(shard)
+        card_key = self._keys.card(shard, tenant_id, req.card_id)
+        now_ms = self._clock.now_ms()
+        attempt = self._attempt_prefix + str(next(self._attempt_ids))
+        payload = _decision_payload(tenant_id, key_id, req, shard)
+
+        if budget_s <= 0:
+            return self._fail_closed(
+                "deadline", tenant_id, req, fingerprint, attempt, replay_key, usage_key, stream_key, payload, now_ms
+            )
+        started = time.perf_counter()
+        refreshed = False
+        try:
+            async with asyncio.timeout(budget_s):
+                policy = self._policies.get(tenant_id, req.card_id)
+                for _ in range(PLAN_ATTEMPTS_MAX):
+                    plan = plan_decision(policy, purchase) if policy is not None else None
+                    args = _script_args(
+                        fingerprint, policy, plan, purchase, now_ms, self._settings, payload, attempt
+                    )
+                    result = await self._scripts.authorize(keys=[card_key, usage_key, replay_key, stream_key], args=args)
+                    tag = result[0]
+                    if tag != b"S":
+                        break
+                    policy = policy_from_projection(req.card_id, result[1:6])
+                    self._policies.put(tenant_id, policy)
+                    refreshed = True
+                else:
+                    raise PolicyChurn(f"card policy changed {PLAN_ATTEMPTS_MAX} times during one decision")
+        except (TimeoutError, RedisError, OSError, PolicyChurn) as error:
+            cause = {TimeoutError: "timeout", PolicyChurn: "policy_churn"}.get(type(error), "redis_error")
+            log.warning(
+                "decision %s failed closed (%s): %s", req.authorization_id, cause, type(error).__name__
+            )
+            return self._fail_closed(
+                cause, tenant_id, req, fingerprint, attempt, replay_key, usage_key, stream_key, payload, now_ms
+            )
+        redis_seconds = time.perf_counter() - started
+
+        if tag == b"X":
+            raise AlreadyExists(f"authorization_id {req.authorization_id!r} was used with a different request")
+        if tag in (b"B", b"L"):
+            cause = "backlog" if tag == b"B" else "late_script"
+            response = _response(req.authorization_id, t.DECLINE, t.SYSTEM_UNAVAILABLE, 0, now_ms, "", False)
+            return Answer(response, cause, redis_seconds, refreshed)
+        assert tag in (b"D", b"R"), tag
+        decision, reason, version, decided_at_ms, label = result[1:6]
+        response = _response(
+            req.authorization_id,
+            int(decision),
+            int(reason),
+            int(version),
+            int(decided_at_ms),
+            label.decode(),
+            tag == b"R",
+        )
+        return Answer(response, None, redis_seconds, refreshed)
+
+    def _fail_closed(
+        self, cause: str, tenant_id: str, req: authorization_pb2.AuthorizeRequest, fingerprint: bytes, attempt: str,
+        replay_key: str, usage_key: str, stream_key: str, payload: str, now_ms: int,
+    ) -> Answer:
+        response = _response(req.authorization_id, t.DECLINE, t.SYSTEM_UNAVAILABLE, 0, now_ms, "", False)
+        key = (tenant_id, req.authorization_id)
+        if key not in self.tombstones:
+            self.tombstones[key] = Tombstone(
+                fingerprint, attempt, replay_key, usage_key, stream_key, payload, now_ms, response
+            )
+            if len(self.tombstones) > TOMBSTONES_PENDING_MAX:
+                self.tombstones.popitem(last=False)
+                self.tombstones_dropped += 1
+        return Answer(response, cause)
+
+    async def flush_tombstones(self) -> int:
+        """Stores pending fail-closed answers in Redis, oldest first; stops at the first
+        failure (Redis still away). Returns how many were stored."""
+        stored = 0
+        for key, stone in list(self.tombstones.items()):
+            try:
+                async with asyncio.timeout(self._settings.admin_timeout_ms / 1000):
+                    await self._scripts.tombstone(
+                        keys=[stone.replay_key, stone.usage_key, stone.stream_key],
+                        args=[
+                            stone.fingerprint, stone.attempt, stone.decided_at_ms,
+                            self._settings.replay_retention_s, stone.payload,
+                        ],
+                    )
+            except (TimeoutError, RedisError, OSError):
+                break
+            if self.tombstones.get(key) is stone:
+                del self.tombstones[key]
+            stored += 1
+        return stored
+
+
+def _decision_payload(tenant_id: str, key_id: str, req: authorization_pb2.AuthorizeRequest, shard: int) -> str:
+    """The versioned decision record the ledger writer reads (static facts of the request)."""
+    m = req.merchant
+    return json.dumps(
+        {
+            "schema": DECISION_RECORD_SCHEMA,
+            "tenant_id": tenant_id,
+            "authorization_id": req.authorization_id,
+            "card_id": req.card_id,
+            "amount_minor": req.amount_minor,
+            "currency": req.currency,
+            "merchant": {"id": m.id, "name": m.name, "mcc": m.mcc, "country": m.country, "city": m.city},
+            "channel": req.channel,
+            "actor_key_id": key_id,
+            "shard": shard,
+        },
+        separators=(",", ":"),
+    )
+
+
+def _script_args(
+    fingerprint: bytes, policy: CardPolicy | None, plan: Plan | None, purchase: Purchase, now_ms: int,
+    settings: Settings, payload: str, attempt: str,
+) -> list[object]:
+    """ARGV of authorize.lua (see its header). Without a policy the script can only find the
+    card missing or hand back its projection."""
+    sent_at_ms = time.time_ns() // 1_000_000
+    if policy is None or plan is None:
+        static_reason, static_label, review, buckets, checks = 0, "", 0, [], []
+    else:
+        static_reason = plan.decline_reason
+        static_label = ""
+        if plan.exceeded_limit_index >= 0:
+            limit = policy.controls.limits[plan.exceeded_limit_index]
+            static_label = limit_label(
+                plan.exceeded_limit_index, limit.interval, limit.amount_minor, limit.max_count, limit.mccs
+            )
+        review = 1 if plan.review else 0
+        periods = period_ids(now_ms)
+        index = {bucket: i + 1 for i, (bucket, _) in enumerate(plan.buckets)}
+        buckets = [x for bucket, interval in plan.buckets for x in (bucket, periods[interval])]
+        checks = []
+        for check in plan.checks:
+            limit = policy.controls.limits[check.limit_index]
+            checks += [
+                index[check.bucket],
+                check.kind,
+                check.cap,
+                limit_label(check.limit_index, limit.interval, limit.amount_minor, limit.max_count, limit.mccs),
+            ]
+    return [
+        fingerprint,
+        policy.policy_version if policy is not None else 0,
+        sent_at_ms,
+        settings.script_stale_ms,
+        static_reason,
+        static_label,
+        review,
+        purchase.amount_minor,
+        now_ms,
+        settings.replay_retention_s,
+        settings.stream_backlog_max,
+        payload,
+        attempt,
+        len(buckets) // 2,
+        *buckets,
+        len(checks) // 4,
+        *checks,
+    ]
+
+
+def _response(
+    authorization_id: str, decision: int, reason: int, version: int, decided_at_ms: int, label: str, replayed: bool
+) -> authorization_pb2.AuthorizeResponse:
+    decided_at = Timestamp()
+    decided_at.FromMilliseconds(decided_at_ms)
+    response = authorization_pb2.AuthorizeResponse(
+        authorization_id=authorization_id,
+        decision=decision,
+        reason=reason,
+        response_code=RESPONSE_CODES[reason],
+        replayed=replayed,
+        policy_version=version,
+        decided_at=decided_at,
+    )
+    exceeded = spend_limit_from_label(label)
+    if exceeded is not None:
+        response.exceeded_limit.CopyFrom(exceeded)
+    return response
+
+
+def _replayed(response: authorization_pb2.AuthorizeResponse) -> authorization_pb2.AuthorizeResponse:
+    again = authorization_pb2.AuthorizeResponse()
+    again.CopyFrom(response)
+    again.replayed = True
+    return again

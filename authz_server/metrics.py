@@ -1,0 +1,47 @@
+"""Prometheus metrics of authz-server, named by Prometheus conventions (base units,
+`_total` counters, `_seconds` histograms). Only the service and store boundaries touch them;
+the policy module never does."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+# Sub-millisecond buckets: a healthy decision takes a few hundred microseconds.
+LATENCY_BUCKETS_S = (
+    0.0001, 0.00025, 0.0005, 0.00075, 0.001, 0.0015, 0.002, 0.003, 0.005, 0.0075,
+    0.01, 0.015, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0,
+)  # fmt: skip
+
+DECISIONS = Counter(
+    "zentra_authz_decisions_total", "Authorize answers by decision and reason (replays included).", ["decision", "reason"]
+)
+DECISION_SECONDS = Histogram(
+    "zentra_authz_decision_duration_seconds",
+    "Time to answer Authorize, from the handler's start to the response.",
+    buckets=LATENCY_BUCKETS_S,
+)
+REDIS_STEP_SECONDS = Histogram(
+    "zentra_authz_redis_step_duration_seconds",
+    "Time of one decision-script round trip to Redis.",
+    buckets=LATENCY_BUCKETS_S,
+)
+FAIL_CLOSED = Counter(
+    "zentra_authz_fail_closed_total",
+    "Authorize answers DECLINE/SYSTEM_UNAVAILABLE, by cause (timeout, redis_error, backlog, late_script, deadline).",
+    ["cause"],
+)
+REPLAYS = Counter("zentra_authz_replays_total", "Authorize answers that replayed a stored answer.")
+POLICY_REFRESHES = Counter(
+    "zentra_authz_policy_refreshes_total", "Decisions re-planned because the cached card policy was stale or absent."
+)
+TOMBSTONES_PENDING = Gauge(
+    "zentra_authz_tombstones_pending", "Fail-closed answers not yet recorded in Redis (waiting for Redis)."
+)
+TOMBSTONES_DROPPED = Counter(
+    "zentra_authz_tombstones_dropped_total", "Fail-closed answers dropped from the pending queue because it was full."
+)
+RPCS = Counter("zentra_grpc_server_handled_total", "RPCs completed, by method and status code.", ["method", "code"])
+IN_FLIGHT = Gauge("zentra_grpc_server_in_flight_requests", "RPCs being handled now.")
+PROJECTION_WRITES = Counter(
+    "zentra_authz_projection_writes_total", "Card projection writes to Redis, by result.", ["result"]
+)

@@ -1,0 +1,194 @@
+"""The decision rules, top to bottom, pure (no I/O, no metrics, no logging).
+
+A decision has two halves:
+
+1. `plan_decision` — everything that depends only on the card's policy (state, currency,
+   controls at one policy_version) and the purchase: the static rules, in DESIGN §3 order,
+   and, if they pass, the ordered list of window-limit checks and the counters to reserve.
+   This runs in the server process against the card's cached policy.
+2. The stateful half — re-check that the card is still at that policy_version, check the
+   window counters in order, reserve, record — runs atomically in Redis
+   (redis_state/lua/authorize.lua). `settle_limits` below is its executable specification:
+   the same arithmetic in Python, used by the reference-model tests, which check the Lua
+   script against it through a real Redis.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from authz_server.controls import Controls, Limit
+from authz_server.windows import WINDOW_LETTERS, WINDOW_ORDER
+from zentra.cards.v1 import types_pb2 as t
+
+# ISO 8583 DE39 response code of every reason (DESIGN §3 "Response codes").
+RESPONSE_CODES: dict[int, str] = {
+    t.APPROVED: "00",
+    t.CARD_NOT_FOUND: "14",
+    t.CARD_CLOSED: "46",
+    t.CARD_FROZEN: "62",
+    t.CURRENCY_MISMATCH: "57",
+    t.CHANNEL_NOT_ALLOWED: "57",
+    t.MCC_NOT_ALLOWED: "57",
+    t.COUNTRY_NOT_ALLOWED: "57",
+    t.SPEND_LIMIT_EXCEEDED: "61",
+    t.COUNT_LIMIT_EXCEEDED: "65",
+    t.REVIEW_REQUIRED: "01",
+    t.SYSTEM_UNAVAILABLE: "96",
+}
+
+# The static rules in the order they run; a rule's position is how the trace is recorded.
+STATIC_RULES: tuple[str, ...] = (
+    "card_exists",
+    "card_not_closed",
+    "card_not_frozen",
+    "currency",
+    "channel",
+    "mcc",
+    "country",
+    "per_authorization_limit",
+)
+RULE_OF_REASON: dict[int, str] = {
+    t.CARD_NOT_FOUND: "card_exists",
+    t.CARD_CLOSED: "card_not_closed",
+    t.CARD_FROZEN: "card_not_frozen",
+    t.CURRENCY_MISMATCH: "currency",
+    t.CHANNEL_NOT_ALLOWED: "channel",
+    t.MCC_NOT_ALLOWED: "mcc",
+    t.COUNTRY_NOT_ALLOWED: "country",
+}
+
+AMOUNT = "a"
+COUNT = "c"
+
+
+@dataclass(frozen=True, slots=True)
+class CardPolicy:
+    """What the decision needs to know about a card, at one policy_version."""
+
+    card_id: str
+    state: int  # types_pb2.CardState
+    currency: str
+    account_ref: str
+    policy_version: int
+    controls: Controls
+
+
+@dataclass(frozen=True, slots=True)
+class Purchase:
+    """The facts of a validated purchase attempt that the rules read."""
+
+    amount_minor: int
+    currency: str
+    mcc: str
+    country: str
+    channel: int  # types_pb2.Channel
+
+
+@dataclass(frozen=True, slots=True)
+class LimitCheck:
+    """One window-limit comparison, to be made against the live counters in order."""
+
+    bucket: str  # counter bucket: "D", "W", ... or an MCC-scoped bucket
+    kind: str  # AMOUNT or COUNT
+    cap: int
+    limit_index: int  # index in the card's spending_limits (exceeded_limit)
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """The outcome of the static rules: either a decline now, or limit checks to make."""
+
+    decline_reason: int  # REASON_UNSPECIFIED when the static rules passed
+    exceeded_limit_index: int  # -1 unless a PER_AUTHORIZATION limit failed
+    checks: tuple[LimitCheck, ...]
+    buckets: tuple[tuple[str, int], ...]  # (bucket, interval) to reserve on approval
+    review: bool  # after the limits pass: REVIEW (reserve nothing) instead of APPROVE
+
+
+def bucket_of(limit: Limit) -> str:
+    """The counter bucket a windowed limit reads: shared per interval, or its own if MCC-scoped."""
+    letter = WINDOW_LETTERS[limit.interval]
+    if not limit.mccs:
+        return letter
+    return f"{letter}/{','.join(limit.mccs)}@{limit.scope}"
+
+
+def _decline(reason: int, limit_index: int = -1) -> Plan:
+    return Plan(reason, limit_index, (), (), False)
+
+
+def plan_decision(card: CardPolicy, purchase: Purchase) -> Plan:
+    """Applies the static rules in DESIGN §3 order; the first that fails names the reason."""
+    controls = card.controls
+    if card.state == t.CLOSED:
+        return _decline(t.CARD_CLOSED)
+    if card.state == t.FROZEN:
+        return _decline(t.CARD_FROZEN)
+    if purchase.currency != card.currency:
+        return _decline(t.CURRENCY_MISMATCH)
+    if controls.allowed_channels and purchase.channel not in controls.allowed_channels:
+        return _decline(t.CHANNEL_NOT_ALLOWED)
+    if (controls.allowed_mccs and purchase.mcc not in controls.allowed_mccs) or purchase.mcc in controls.blocked_mccs:
+        return _decline(t.MCC_NOT_ALLOWED)
+    if (
+        controls.allowed_countries and purchase.country not in controls.allowed_countries
+    ) or purchase.country in controls.blocked_countries:
+        return _decline(t.COUNTRY_NOT_ALLOWED)
+
+    applicable = [
+        (index, limit)
+        for index, limit in enumerate(controls.limits)
+        if not limit.mccs or purchase.mcc in limit.mccs
+    ]
+    # PER_AUTHORIZATION limits come first in interval order and need no counter.
+    for index, limit in applicable:
+        if limit.interval == t.PER_AUTHORIZATION and limit.amount_minor and purchase.amount_minor > limit.amount_minor:
+            return _decline(t.SPEND_LIMIT_EXCEEDED, index)
+
+    checks: list[LimitCheck] = []
+    for interval in WINDOW_ORDER:
+        in_interval = [(i, limit) for i, limit in applicable if limit.interval == interval]
+        checks += [LimitCheck(bucket_of(l), AMOUNT, l.amount_minor, i) for i, l in in_interval if l.amount_minor]
+        checks += [LimitCheck(bucket_of(l), COUNT, l.max_count, i) for i, l in in_interval if l.max_count]
+
+    # Every unscoped window is counted whether or not a limit exists (a limit added later
+    # counts earlier approvals); MCC-scoped buckets only for purchases in their MCCs.
+    buckets: dict[str, int] = {letter: interval for interval, letter in WINDOW_LETTERS.items()}
+    for _, limit in applicable:
+        if limit.mccs and limit.interval in WINDOW_LETTERS:
+            buckets[bucket_of(limit)] = limit.interval
+    review = 0 < controls.review_threshold_minor <= purchase.amount_minor
+    return Plan(t.REASON_UNSPECIFIED, -1, tuple(checks), tuple(buckets.items()), review)
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """A counter bucket's current-window usage: approved-and-unreleased amount and approvals."""
+
+    amount_minor: int = 0
+    count: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    decision: int  # types_pb2.Decision
+    reason: int  # types_pb2.Reason
+    exceeded_limit_index: int  # -1 when no limit failed
+
+
+def settle_limits(plan: Plan, purchase_amount_minor: int, usage: Mapping[str, Usage]) -> Outcome:
+    """The limit step of authorize.lua in Python: the first failing check names the reason;
+    otherwise REVIEW or APPROVE. `usage` holds current-window usage per bucket (absent = 0)."""
+    if plan.decline_reason != t.REASON_UNSPECIFIED:
+        return Outcome(t.DECLINE, plan.decline_reason, plan.exceeded_limit_index)
+    for check in plan.checks:
+        used = usage.get(check.bucket, Usage())
+        if check.kind == AMOUNT and used.amount_minor + purchase_amount_minor > check.cap:
+            return Outcome(t.DECLINE, t.SPEND_LIMIT_EXCEEDED, check.limit_index)
+        if check.kind == COUNT and used.count + 1 > check.cap:
+            return Outcome(t.DECLINE, t.COUNT_LIMIT_EXCEEDED, check.limit_index)
+    if plan.review:
+        return Outcome(t.REVIEW, t.REVIEW_REQUIRED, -1)
+    return Outcome(t.APPROVE, t.APPROVED, -1)

@@ -1,0 +1,1 @@
+"""gRPC servicers: thin handlers that authenticate, validate, call the domain and convert."""

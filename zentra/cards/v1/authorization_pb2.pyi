@@ -1,0 +1,46 @@
+import datetime
+
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from zentra.cards.v1 import types_pb2 as _types_pb2
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class AuthorizeRequest(_message.Message):
+    __slots__ = ("authorization_id", "card_id", "amount_minor", "currency", "merchant", "channel")
+    AUTHORIZATION_ID_FIELD_NUMBER: _ClassVar[int]
+    CARD_ID_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_MINOR_FIELD_NUMBER: _ClassVar[int]
+    CURRENCY_FIELD_NUMBER: _ClassVar[int]
+    MERCHANT_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    authorization_id: str
+    card_id: str
+    amount_minor: int
+    currency: str
+    merchant: _types_pb2.Merchant
+    channel: _types_pb2.Channel
+    def __init__(self, authorization_id: _Optional[str] = ..., card_id: _Optional[str] = ..., amount_minor: _Optional[int] = ..., currency: _Optional[str] = ..., merchant: _Optional[_Union[_types_pb2.Merchant, _Mapping]] = ..., channel: _Optional[_Union[_types_pb2.Channel, str]] = ...) -> None: ...
+
+class AuthorizeResponse(_message.Message):
+    __slots__ = ("authorization_id", "decision", "reason", "response_code", "replayed", "policy_version", "decided_at", "exceeded_limit")
+    AUTHORIZATION_ID_FIELD_NUMBER: _ClassVar[int]
+    DECISION_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    RESPONSE_CODE_FIELD_NUMBER: _ClassVar[int]
+    REPLAYED_FIELD_NUMBER: _ClassVar[int]
+    POLICY_VERSION_FIELD_NUMBER: _ClassVar[int]
+    DECIDED_AT_FIELD_NUMBER: _ClassVar[int]
+    EXCEEDED_LIMIT_FIELD_NUMBER: _ClassVar[int]
+    authorization_id: str
+    decision: _types_pb2.Decision
+    reason: _types_pb2.Reason
+    response_code: str
+    replayed: bool
+    policy_version: int
+    decided_at: _timestamp_pb2.Timestamp
+    exceeded_limit: _types_pb2.SpendLimit
+    def __init__(self, authorization_id: _Optional[str] = ..., decision: _Optional[_Union[_types_pb2.Decision, str]] = ..., reason: _Optional[_Union[_types_pb2.Reason, str]] = ..., response_code: _Optional[str] = ..., replayed: _Optional[bool] = ..., policy_version: _Optional[int] = ..., decided_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., exceeded_limit: _Optional[_Union[_types_pb2.SpendLimit, _Mapping]] = ...) -> None: ...
