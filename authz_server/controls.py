@@ -44,7 +44,8 @@ def controls_from_proto(msg: types_pb2.SpendControls) -> Controls:
     """Domain controls from a validated proto; scopes are assigned by `assign_scopes`."""
     return Controls(
         limits=tuple(
-            Limit(l.interval, l.amount_minor, l.max_count, tuple(sorted(set(l.mccs)))) for l in msg.spending_limits
+            Limit(lim.interval, lim.amount_minor, lim.max_count, tuple(sorted(set(lim.mccs))))
+            for lim in msg.spending_limits
         ),
         allowed_mccs=frozenset(msg.allowed_mccs),
         blocked_mccs=frozenset(msg.blocked_mccs),
@@ -70,10 +71,16 @@ def controls_to_proto(controls: Controls) -> types_pb2.SpendControls:
 def assign_scopes(new: Controls, previous: Controls | None, version: int) -> Controls:
     """Gives every MCC-scoped limit of `new` its scope: the scope of the same (interval, MCC
     set) in `previous` if it was there already, else `version` (the version being written)."""
-    known = {(l.interval, l.mccs): l.scope for l in (previous.limits if previous else ()) if l.mccs}
+    known = {(lim.interval, lim.mccs): lim.scope for lim in (previous.limits if previous else ()) if lim.mccs}
     limits = tuple(
-        Limit(l.interval, l.amount_minor, l.max_count, l.mccs, known.get((l.interval, l.mccs), version) if l.mccs else 0)
-        for l in new.limits
+        Limit(
+            lim.interval,
+            lim.amount_minor,
+            lim.max_count,
+            lim.mccs,
+            known.get((lim.interval, lim.mccs), version) if lim.mccs else 0,
+        )
+        for lim in new.limits
     )
     return Controls(
         limits,
@@ -90,7 +97,10 @@ def controls_to_json(controls: Controls) -> str:
     """Compact, canonical JSON (sorted sets) for Postgres and the Redis projection."""
     return json.dumps(
         {
-            "limits": [[l.interval, l.amount_minor, l.max_count, list(l.mccs), l.scope] for l in controls.limits],
+            "limits": [
+                [lim.interval, lim.amount_minor, lim.max_count, list(lim.mccs), lim.scope]
+                for lim in controls.limits
+            ],
             "am": sorted(controls.allowed_mccs),
             "bm": sorted(controls.blocked_mccs),
             "ch": sorted(controls.allowed_channels),

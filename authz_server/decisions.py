@@ -31,7 +31,8 @@ from authz_server.redis_state.keys import Keyspace
 from authz_server.redis_state.projection import policy_from_projection
 from authz_server.redis_state.scripts import Scripts
 from authz_server.windows import period_ids
-from zentra.cards.v1 import authorization_pb2, types_pb2 as t
+from zentra.cards.v1 import authorization_pb2
+from zentra.cards.v1 import types_pb2 as t
 
 log = logging.getLogger(__name__)
 
@@ -55,17 +56,22 @@ class Answer:
     refreshed_policy: bool = False
 
 
-def limit_label(index: int, limit_interval: int, amount_minor: int, max_count: int, mccs: tuple[str, ...]) -> str:
+def limit_label(
+    index: int, limit_interval: int, amount_minor: int, max_count: int, mccs: tuple[str, ...]
+) -> str:
     """How an exceeded limit travels through Redis: enough to rebuild its SpendLimit."""
     return f"{index}:{limit_interval}:{amount_minor}:{max_count}:{','.join(mccs)}"
 
 
-def spend_limit_from_label(label: str) -> types_pb2.SpendLimit | None:
+def spend_limit_from_label(label: str) -> t.SpendLimit | None:
     if not label:
         return None
     _, interval, amount, count, mccs = label.split(":")
-    return types_pb2.SpendLimit(
-        interval=int(interval), amount_minor=int(amount), max_count=int(count), mccs=mccs.split(",") if mccs else []
+    return t.SpendLimit(
+        interval=int(interval),
+        amount_minor=int(amount),
+        max_count=int(count),
+        mccs=mccs.split(",") if mccs else [],
     )
 
 
@@ -125,7 +131,11 @@ class Decider:
         self.tombstones_dropped = 0
 
     async def decide(
-        self, tenant_id: str, key_id: str, req: authorization_pb2.AuthorizeRequest, purchase: Purchase,
+        self,
+        tenant_id: str,
+        key_id: str,
+        req: authorization_pb2.AuthorizeRequest,
+        purchase: Purchase,
         time_remaining_s: float | None,
     ) -> Answer:
         """The answer to a validated AuthorizeRequest of `tenant_id`. Raises AlreadyExists
@@ -134,7 +144,9 @@ class Decider:
         pending = self.tombstones.get((tenant_id, req.authorization_id))
         if pending is not None:
             if pending.fingerprint != fingerprint:
-                raise AlreadyExists(f"authorization_id {req.authorization_id!r} was used with a different request")
+                raise AlreadyExists(
+                    f"authorization_id {req.authorization_id!r} was used with a different request"
+                )
             return Answer(_replayed(pending.response))
 
         budget_s = self._budget_s
@@ -151,7 +163,16 @@ class Decider:
 
         if budget_s <= 0:
             return self._fail_closed(
-                "deadline", tenant_id, req, fingerprint, attempt, replay_key, usage_key, stream_key, payload, now_ms
+                "deadline",
+                tenant_id,
+                req,
+                fingerprint,
+                attempt,
+                replay_key,
+                usage_key,
+                stream_key,
+                payload,
+                now_ms,
             )
         started = time.perf_counter()
         refreshed = False
@@ -163,7 +184,9 @@ class Decider:
                     args = _script_args(
                         fingerprint, policy, plan, purchase, now_ms, self._settings, payload, attempt
                     )
-                    result = await self._scripts.authorize(keys=[card_key, usage_key, replay_key, stream_key], args=args)
+                    result = await self._scripts.authorize(
+                        keys=[card_key, usage_key, replay_key, stream_key], args=args
+                    )
                     tag = result[0]
                     if tag != b"S":
                         break
@@ -178,12 +201,23 @@ class Decider:
                 "decision %s failed closed (%s): %s", req.authorization_id, cause, type(error).__name__
             )
             return self._fail_closed(
-                cause, tenant_id, req, fingerprint, attempt, replay_key, usage_key, stream_key, payload, now_ms
+                cause,
+                tenant_id,
+                req,
+                fingerprint,
+                attempt,
+                replay_key,
+                usage_key,
+                stream_key,
+                payload,
+                now_ms,
             )
         redis_seconds = time.perf_counter() - started
 
         if tag == b"X":
-            raise AlreadyExists(f"authorization_id {req.authorization_id!r} was used with a different request")
+            raise AlreadyExists(
+                f"authorization_id {req.authorization_id!r} was used with a different request"
+            )
         if tag in (b"B", b"L"):
             cause = "backlog" if tag == b"B" else "late_script"
             response = _response(req.authorization_id, t.DECLINE, t.SYSTEM_UNAVAILABLE, 0, now_ms, "", False)
@@ -202,8 +236,17 @@ class Decider:
         return Answer(response, None, redis_seconds, refreshed)
 
     def _fail_closed(
-        self, cause: str, tenant_id: str, req: authorization_pb2.AuthorizeRequest, fingerprint: bytes, attempt: str,
-        replay_key: str, usage_key: str, stream_key: str, payload: str, now_ms: int,
+        self,
+        cause: str,
+        tenant_id: str,
+        req: authorization_pb2.AuthorizeRequest,
+        fingerprint: bytes,
+        attempt: str,
+        replay_key: str,
+        usage_key: str,
+        stream_key: str,
+        payload: str,
+        now_ms: int,
     ) -> Answer:
         response = _response(req.authorization_id, t.DECLINE, t.SYSTEM_UNAVAILABLE, 0, now_ms, "", False)
         key = (tenant_id, req.authorization_id)
@@ -226,8 +269,11 @@ class Decider:
                     await self._scripts.tombstone(
                         keys=[stone.replay_key, stone.usage_key, stone.stream_key],
                         args=[
-                            stone.fingerprint, stone.attempt, stone.decided_at_ms,
-                            self._settings.replay_retention_s, stone.payload,
+                            stone.fingerprint,
+                            stone.attempt,
+                            stone.decided_at_ms,
+                            self._settings.replay_retention_s,
+                            stone.payload,
                         ],
                     )
             except (TimeoutError, RedisError, OSError):
@@ -238,7 +284,9 @@ class Decider:
         return stored
 
 
-def _decision_payload(tenant_id: str, key_id: str, req: authorization_pb2.AuthorizeRequest, shard: int) -> str:
+def _decision_payload(
+    tenant_id: str, key_id: str, req: authorization_pb2.AuthorizeRequest, shard: int
+) -> str:
     """The versioned decision record the ledger writer reads (static facts of the request)."""
     m = req.merchant
     return json.dumps(
@@ -259,8 +307,14 @@ def _decision_payload(tenant_id: str, key_id: str, req: authorization_pb2.Author
 
 
 def _script_args(
-    fingerprint: bytes, policy: CardPolicy | None, plan: Plan | None, purchase: Purchase, now_ms: int,
-    settings: Settings, payload: str, attempt: str,
+    fingerprint: bytes,
+    policy: CardPolicy | None,
+    plan: Plan | None,
+    purchase: Purchase,
+    now_ms: int,
+    settings: Settings,
+    payload: str,
+    attempt: str,
 ) -> list[object]:
     """ARGV of authorize.lua (see its header). Without a policy the script can only find the
     card missing or hand back its projection."""
@@ -286,7 +340,9 @@ def _script_args(
                 index[check.bucket],
                 check.kind,
                 check.cap,
-                limit_label(check.limit_index, limit.interval, limit.amount_minor, limit.max_count, limit.mccs),
+                limit_label(
+                    check.limit_index, limit.interval, limit.amount_minor, limit.max_count, limit.mccs
+                ),
             ]
     return [
         fingerprint,
@@ -310,7 +366,13 @@ def _script_args(
 
 
 def _response(
-    authorization_id: str, decision: int, reason: int, version: int, decided_at_ms: int, label: str, replayed: bool
+    authorization_id: str,
+    decision: int,
+    reason: int,
+    version: int,
+    decided_at_ms: int,
+    label: str,
+    replayed: bool,
 ) -> authorization_pb2.AuthorizeResponse:
     decided_at = Timestamp()
     decided_at.FromMilliseconds(decided_at_ms)

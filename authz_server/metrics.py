@@ -13,7 +13,9 @@ LATENCY_BUCKETS_S = (
 )  # fmt: skip
 
 DECISIONS = Counter(
-    "zentra_authz_decisions_total", "Authorize answers by decision and reason (replays included).", ["decision", "reason"]
+    "zentra_authz_decisions_total",
+    "Authorize answers by decision and reason (replays included).",
+    ["decision", "reason"],
 )
 DECISION_SECONDS = Histogram(
     "zentra_authz_decision_duration_seconds",
@@ -27,20 +29,24 @@ REDIS_STEP_SECONDS = Histogram(
 )
 FAIL_CLOSED = Counter(
     "zentra_authz_fail_closed_total",
-    "Authorize answers DECLINE/SYSTEM_UNAVAILABLE, by cause (timeout, redis_error, backlog, late_script, deadline).",
+    "Fail-closed Authorize answers (DECLINE/SYSTEM_UNAVAILABLE), by cause.",
     ["cause"],
 )
 REPLAYS = Counter("zentra_authz_replays_total", "Authorize answers that replayed a stored answer.")
 POLICY_REFRESHES = Counter(
-    "zentra_authz_policy_refreshes_total", "Decisions re-planned because the cached card policy was stale or absent."
+    "zentra_authz_policy_refreshes_total",
+    "Decisions re-planned because the cached card policy was stale or absent.",
 )
 TOMBSTONES_PENDING = Gauge(
     "zentra_authz_tombstones_pending", "Fail-closed answers not yet recorded in Redis (waiting for Redis)."
 )
 TOMBSTONES_DROPPED = Counter(
-    "zentra_authz_tombstones_dropped_total", "Fail-closed answers dropped from the pending queue because it was full."
+    "zentra_authz_tombstones_dropped_total",
+    "Fail-closed answers dropped from the pending queue because it was full.",
 )
-RPCS = Counter("zentra_grpc_server_handled_total", "RPCs completed, by method and status code.", ["method", "code"])
+RPCS = Counter(
+    "zentra_grpc_server_handled_total", "RPCs completed, by method and status code.", ["method", "code"]
+)
 IN_FLIGHT = Gauge("zentra_grpc_server_in_flight_requests", "RPCs being handled now.")
 PROJECTION_WRITES = Counter(
     "zentra_authz_projection_writes_total", "Card projection writes to Redis, by result.", ["result"]

@@ -119,9 +119,13 @@ class AuthzServer:
         card_pb2_grpc.add_CardServiceServicer_to_server(
             CardService(rpc_context, self.pool, self.scripts, self.keyspace, admin_timeout_s), server
         )
-        tenant_pb2_grpc.add_TenantServiceServicer_to_server(TenantService(rpc_context, self.pool, admin_timeout_s), server)
+        tenant_pb2_grpc.add_TenantServiceServicer_to_server(
+            TenantService(rpc_context, self.pool, admin_timeout_s), server
+        )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
-        reflection.enable_server_reflection((*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+        reflection.enable_server_reflection(
+            (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+        )
         self.port = server.add_insecure_port(s.listen_addr)
         if self.port == 0:
             raise RuntimeError(f"cannot listen on {s.listen_addr}")

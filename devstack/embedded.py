@@ -105,7 +105,9 @@ class EmbeddedPostgres:
         from pgserver import _commands
 
         with contextlib.suppress(subprocess.CalledProcessError):
-            _commands.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.data_dir, user=self._server.system_user)
+            _commands.pg_ctl(
+                ["-w", "-m", "fast", "stop"], pgdata=self.data_dir, user=self._server.system_user
+            )
         self._server = None
 
 

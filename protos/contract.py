@@ -34,7 +34,9 @@ def main() -> int:
     if result.returncode not in (0, 1) or result.stderr.strip():
         print(result.stderr)
         return 1
-    print(f"contract: {len(lines)} problems, all tracked as pending" if not unexpected else "contract: FAILED")
+    print(
+        f"contract: {len(lines)} problems, all tracked as pending" if not unexpected else "contract: FAILED"
+    )
     return 1 if unexpected or stale else 0
 
 

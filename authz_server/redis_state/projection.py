@@ -16,12 +16,20 @@ async def project_card(scripts: Scripts, keyspace: Keyspace, card: CardRow) -> b
     key = keyspace.card(card.shard, card.tenant_id, card.card_id)
     written = await scripts.project_card(
         keys=[key],
-        args=[card.policy_version, card.state, card.currency, card.account_ref, controls_to_json(card.controls)],
+        args=[
+            card.policy_version,
+            card.state,
+            card.currency,
+            card.account_ref,
+            controls_to_json(card.controls),
+        ],
     )
     return bool(written)
 
 
 def policy_from_projection(card_id: str, fields: list[bytes | str]) -> CardPolicy:
     """A CardPolicy from the projection fields (version, state, currency, account_ref, controls)."""
-    version, state, currency, account_ref, controls = (f.decode() if isinstance(f, bytes) else f for f in fields)
+    version, state, currency, account_ref, controls = (
+        f.decode() if isinstance(f, bytes) else f for f in fields
+    )
     return CardPolicy(card_id, int(state), currency, account_ref, int(version), controls_from_json(controls))

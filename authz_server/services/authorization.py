@@ -10,7 +10,8 @@ from authz_server import metrics, validation
 from authz_server.auth import Principal
 from authz_server.decisions import Decider
 from authz_server.services.rpc import RpcContext, rpc
-from zentra.cards.v1 import authorization_pb2, authorization_pb2_grpc, types_pb2 as t
+from zentra.cards.v1 import authorization_pb2, authorization_pb2_grpc
+from zentra.cards.v1 import types_pb2 as t
 
 _SVC = "/zentra.cards.v1.AuthorizationService/"
 
@@ -21,8 +22,11 @@ class AuthorizationService(authorization_pb2_grpc.AuthorizationServiceServicer):
         self._decider = decider
 
     @rpc(_SVC + "Authorize")
-    async def Authorize(  # noqa: N802
-        self, request: authorization_pb2.AuthorizeRequest, context: grpc.aio.ServicerContext, principal: Principal
+    async def Authorize(
+        self,
+        request: authorization_pb2.AuthorizeRequest,
+        context: grpc.aio.ServicerContext,
+        principal: Principal,
     ) -> authorization_pb2.AuthorizeResponse:
         """APPROVE, DECLINE or REVIEW for one purchase attempt (see the proto for the contract).
         Malformed requests are INVALID_ARGUMENT and change nothing; a reused authorization_id

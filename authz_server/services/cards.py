@@ -25,7 +25,8 @@ from authz_server.redis_state.scripts import Scripts
 from authz_server.services.rpc import RpcContext, rpc
 from authz_server.store import cards as store
 from authz_server.store.cards import CardRow
-from zentra.cards.v1 import card_pb2, card_pb2_grpc, types_pb2 as t
+from zentra.cards.v1 import card_pb2, card_pb2_grpc
+from zentra.cards.v1 import types_pb2 as t
 
 _SVC = "/zentra.cards.v1.CardService/"
 INITIAL_POLICY_VERSION = 1
@@ -72,7 +73,12 @@ def _to_state(target: int, allowed_from: frozenset[int]):  # type: ignore[no-unt
 
 class CardService(card_pb2_grpc.CardServiceServicer):
     def __init__(
-        self, rpc_context: RpcContext, pool: asyncpg.Pool, scripts: Scripts, keyspace: Keyspace, admin_timeout_s: float
+        self,
+        rpc_context: RpcContext,
+        pool: asyncpg.Pool,
+        scripts: Scripts,
+        keyspace: Keyspace,
+        admin_timeout_s: float,
     ) -> None:
         self.rpc_context = rpc_context
         self._pool = pool
@@ -86,7 +92,7 @@ class CardService(card_pb2_grpc.CardServiceServicer):
         return card_to_proto(card)
 
     @rpc(_SVC + "IssueCard")
-    async def IssueCard(  # noqa: N802
+    async def IssueCard(
         self, request: card_pb2.IssueCardRequest, context: grpc.aio.ServicerContext, principal: Principal
     ) -> card_pb2.Card:
         """Issues an ACTIVE card at policy_version 1; idempotent on idempotency_key."""
@@ -100,11 +106,13 @@ class CardService(card_pb2_grpc.CardServiceServicer):
             controls, INITIAL_POLICY_VERSION, self._keys.shard_of(card_id), now, now,
         )  # fmt: skip
         async with asyncio.timeout(self._timeout_s):
-            card, _ = await store.issue_card(self._pool, new_card, request.idempotency_key, request_hash, principal.key_id)
+            card, _ = await store.issue_card(
+                self._pool, new_card, request.idempotency_key, request_hash, principal.key_id
+            )
             return await self._project(card)
 
     @rpc(_SVC + "GetCard")
-    async def GetCard(  # noqa: N802
+    async def GetCard(
         self, request: card_pb2.GetCardRequest, context: grpc.aio.ServicerContext, principal: Principal
     ) -> card_pb2.Card:
         """The card as Postgres has it; NOT_FOUND for a missing card or another tenant's."""
@@ -113,8 +121,11 @@ class CardService(card_pb2_grpc.CardServiceServicer):
             return card_to_proto(await store.get_card(self._pool, principal.tenant_id, request.card_id))
 
     @rpc(_SVC + "UpdateSpendControls")
-    async def UpdateSpendControls(  # noqa: N802
-        self, request: card_pb2.UpdateSpendControlsRequest, context: grpc.aio.ServicerContext, principal: Principal
+    async def UpdateSpendControls(
+        self,
+        request: card_pb2.UpdateSpendControlsRequest,
+        context: grpc.aio.ServicerContext,
+        principal: Principal,
     ) -> card_pb2.Card:
         """Replaces the controls as a whole. Same controls again: no version bump."""
         validation.validate_update_controls(request)
@@ -131,7 +142,7 @@ class CardService(card_pb2_grpc.CardServiceServicer):
         return await self._change(request.card_id, transition, "update_controls", "", principal)
 
     @rpc(_SVC + "FreezeCard")
-    async def FreezeCard(  # noqa: N802
+    async def FreezeCard(
         self, request: card_pb2.CardActionRequest, context: grpc.aio.ServicerContext, principal: Principal
     ) -> card_pb2.Card:
         """ACTIVE → FROZEN; the next Authorize declines CARD_FROZEN."""
@@ -140,7 +151,7 @@ class CardService(card_pb2_grpc.CardServiceServicer):
         return await self._change(request.card_id, transition, "freeze", request.reason, principal)
 
     @rpc(_SVC + "UnfreezeCard")
-    async def UnfreezeCard(  # noqa: N802
+    async def UnfreezeCard(
         self, request: card_pb2.CardActionRequest, context: grpc.aio.ServicerContext, principal: Principal
     ) -> card_pb2.Card:
         """FROZEN → ACTIVE."""
@@ -149,7 +160,7 @@ class CardService(card_pb2_grpc.CardServiceServicer):
         return await self._change(request.card_id, transition, "unfreeze", request.reason, principal)
 
     @rpc(_SVC + "CloseCard")
-    async def CloseCard(  # noqa: N802
+    async def CloseCard(
         self, request: card_pb2.CardActionRequest, context: grpc.aio.ServicerContext, principal: Principal
     ) -> card_pb2.Card:
         """ACTIVE or FROZEN → CLOSED, for good."""

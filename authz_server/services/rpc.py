@@ -64,7 +64,9 @@ class RpcContext:
         self.in_flight = in_flight
 
 
-def rpc(method: str) -> Callable[[Handler[Req, Resp]], Callable[[Any, Req, grpc.aio.ServicerContext], Awaitable[Resp]]]:
+def rpc(
+    method: str,
+) -> Callable[[Handler[Req, Resp]], Callable[[Any, Req, grpc.aio.ServicerContext], Awaitable[Resp]]]:
     """Wraps a servicer method: authenticates and checks the role for `method` (full gRPC
     name), then runs the handler; DomainErrors and dependency failures become statuses."""
     short = method.rsplit("/", 1)[-1]

@@ -30,17 +30,19 @@ class TenantService(tenant_pb2_grpc.TenantServiceServicer):
         self._timeout_s = admin_timeout_s
 
     @rpc(_SVC + "CreateTenant")
-    async def CreateTenant(  # noqa: N802
+    async def CreateTenant(
         self, request: tenant_pb2.CreateTenantRequest, context: grpc.aio.ServicerContext, principal: Principal
     ) -> tenant_pb2.Tenant:
         """Creates the tenant; ALREADY_EXISTS if its id is taken."""
         validation.validate_create_tenant(request)
         async with asyncio.timeout(self._timeout_s):
             row = await store.create_tenant(self._pool, request.tenant_id, request.name)
-        return tenant_pb2.Tenant(tenant_id=row.tenant_id, name=row.name, created_at=_timestamp(row.created_at))
+        return tenant_pb2.Tenant(
+            tenant_id=row.tenant_id, name=row.name, created_at=_timestamp(row.created_at)
+        )
 
     @rpc(_SVC + "CreateApiKey")
-    async def CreateApiKey(  # noqa: N802
+    async def CreateApiKey(
         self, request: tenant_pb2.CreateApiKeyRequest, context: grpc.aio.ServicerContext, principal: Principal
     ) -> tenant_pb2.ApiKey:
         """Creates a key; the secret is in this answer only. NOT_FOUND for an unknown tenant."""

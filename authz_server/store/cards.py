@@ -49,7 +49,9 @@ def _card(row: asyncpg.Record) -> CardRow:
     )
 
 
-async def _record_version(conn: asyncpg.Connection, card: CardRow, action: str, reason: str, actor: str) -> None:
+async def _record_version(
+    conn: asyncpg.Connection, card: CardRow, action: str, reason: str, actor: str
+) -> None:
     await conn.execute(
         """INSERT INTO card_versions (tenant_id, card_id, policy_version, state, controls, action, reason, actor_key_id)
            VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8)""",
@@ -130,7 +132,13 @@ Transition = Callable[[CardRow], tuple[int, Controls] | None]
 
 
 async def change_card(
-    pool: asyncpg.Pool, tenant_id: str, card_id: str, transition: Transition, action: str, reason: str, actor: str
+    pool: asyncpg.Pool,
+    tenant_id: str,
+    card_id: str,
+    transition: Transition,
+    action: str,
+    reason: str,
+    actor: str,
 ) -> CardRow:
     """Applies `transition` under the card's row lock. A real change bumps policy_version by
     one and is recorded in card_versions; no change returns the card untouched."""
@@ -157,7 +165,10 @@ async def change_card(
             controls_to_json(controls),
         )
         card = _card(updated)
-        assert card.policy_version == current.policy_version + 1, (card.policy_version, current.policy_version)
+        assert card.policy_version == current.policy_version + 1, (
+            card.policy_version,
+            current.policy_version,
+        )
         await _record_version(conn, card, action, reason, actor)
         return card
 

@@ -15,6 +15,8 @@ from zentra.cards.v1 import (
     card_pb2_grpc,
     tenant_pb2,
     tenant_pb2_grpc,
+)
+from zentra.cards.v1 import (
     types_pb2 as t,
 )
 
@@ -36,7 +38,9 @@ class TenantKeys:
 
 
 def merchant(mcc: str = "5812", country: str = "US", **kw: str) -> t.Merchant:
-    return t.Merchant(id=kw.get("id", "m-1"), name=kw.get("name", "Cafe"), mcc=mcc, country=country, city="Boston")
+    return t.Merchant(
+        id=kw.get("id", "m-1"), name=kw.get("name", "Cafe"), mcc=mcc, country=country, city="Boston"
+    )
 
 
 class Api:
@@ -51,7 +55,9 @@ class Api:
 
     def new_tenant(self) -> TenantKeys:
         tenant_id = new_id("tenant")
-        self.tenants.CreateTenant(tenant_pb2.CreateTenantRequest(tenant_id=tenant_id, name="Test"), metadata=bearer(ADMIN_TOKEN))
+        self.tenants.CreateTenant(
+            tenant_pb2.CreateTenantRequest(tenant_id=tenant_id, name="Test"), metadata=bearer(ADMIN_TOKEN)
+        )
         keys = {
             role: self.tenants.CreateApiKey(
                 tenant_pb2.CreateApiKeyRequest(tenant_id=tenant_id, role=role, label=t.Role.Name(role)),
@@ -61,7 +67,9 @@ class Api:
         }
         return TenantKeys(tenant_id, keys[t.ADMIN], keys[t.OPERATOR], keys[t.PROCESSOR])
 
-    def issue_card(self, tenant: TenantKeys, controls: t.SpendControls | None = None, currency: str = "USD") -> card_pb2.Card:
+    def issue_card(
+        self, tenant: TenantKeys, controls: t.SpendControls | None = None, currency: str = "USD"
+    ) -> card_pb2.Card:
         return self.cards.IssueCard(
             card_pb2.IssueCardRequest(
                 idempotency_key=new_id("issue"),
@@ -74,8 +82,15 @@ class Api:
         )
 
     def authorize_request(
-        self, card_id: str, amount_minor: int = 1000, *, currency: str = "USD", mcc: str = "5812", country: str = "US",
-        channel: int = t.CARD_PRESENT, authorization_id: str | None = None,
+        self,
+        card_id: str,
+        amount_minor: int = 1000,
+        *,
+        currency: str = "USD",
+        mcc: str = "5812",
+        country: str = "US",
+        channel: int = t.CARD_PRESENT,
+        authorization_id: str | None = None,
     ) -> authorization_pb2.AuthorizeRequest:
         return authorization_pb2.AuthorizeRequest(
             authorization_id=authorization_id or new_id("auth"),
@@ -86,5 +101,9 @@ class Api:
             channel=channel,
         )
 
-    def authorize(self, secret: str, card_id: str, amount_minor: int = 1000, **kw) -> authorization_pb2.AuthorizeResponse:  # type: ignore[no-untyped-def]
-        return self.authz.Authorize(self.authorize_request(card_id, amount_minor, **kw), metadata=bearer(secret))
+    def authorize(
+        self, secret: str, card_id: str, amount_minor: int = 1000, **kw
+    ) -> authorization_pb2.AuthorizeResponse:  # type: ignore[no-untyped-def]
+        return self.authz.Authorize(
+            self.authorize_request(card_id, amount_minor, **kw), metadata=bearer(secret)
+        )
