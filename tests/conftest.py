@@ -9,7 +9,7 @@ import pytest
 
 from authz_server.clock import SettableClock
 from tests.support.api import Api, TenantKeys
-from tests.support.stack import EPOCH_MS, Backing, ThreadedServer, backing_services, test_settings
+from tests.support.stack import EPOCH_MS, Backing, ThreadedServer, backing_services, server_settings
 
 
 @pytest.fixture(scope="session")
@@ -20,7 +20,7 @@ def backing(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backing]:
 
 @pytest.fixture(scope="session")
 def server(backing: Backing) -> Iterator[ThreadedServer]:
-    running = ThreadedServer(test_settings(backing), SettableClock(EPOCH_MS)).start()
+    running = ThreadedServer(server_settings(backing), SettableClock(EPOCH_MS)).start()
     yield running
     running.stop()
     assert not running.loop_errors, f"unhandled errors on the server's event loop: {running.loop_errors}"

@@ -84,7 +84,7 @@ def _with_database(url: str, name: str) -> str:
     return urllib.parse.urlunsplit(parts._replace(path="/" + name))
 
 
-def test_settings(backing: Backing, **overrides: object) -> Settings:
+def server_settings(backing: Backing, **overrides: object) -> Settings:
     settings = Settings(
         redis_url=backing.redis_url,
         database_url=backing.database_url,
