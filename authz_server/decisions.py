@@ -195,6 +195,22 @@ class Decider:
                     refreshed = True
                 else:
                     raise PolicyChurn(f"card policy changed {PLAN_ATTEMPTS_MAX} times during one decision")
+        except asyncio.CancelledError:
+            # The caller went away (its deadline passed) while the script may still run:
+            # make the fail-closed answer stick before letting the cancellation through.
+            self._fail_closed(
+                "cancelled",
+                tenant_id,
+                req,
+                fingerprint,
+                attempt,
+                replay_key,
+                usage_key,
+                stream_key,
+                payload,
+                now_ms,
+            )
+            raise
         except (TimeoutError, RedisError, OSError, PolicyChurn) as error:
             cause = {TimeoutError: "timeout", PolicyChurn: "policy_churn"}.get(type(error), "redis_error")
             log.warning(
