@@ -25,7 +25,10 @@ class Limit:
 
     def to_proto(self) -> types_pb2.SpendLimit:
         return types_pb2.SpendLimit(
-            interval=self.interval, amount_minor=self.amount_minor, max_count=self.max_count, mccs=self.mccs
+            interval=self.interval,  # type: ignore[arg-type]  # proto enum int
+            amount_minor=self.amount_minor,
+            max_count=self.max_count,
+            mccs=self.mccs,
         )
 
 
@@ -61,7 +64,7 @@ def controls_to_proto(controls: Controls) -> types_pb2.SpendControls:
         spending_limits=[limit.to_proto() for limit in controls.limits],
         allowed_mccs=sorted(controls.allowed_mccs),
         blocked_mccs=sorted(controls.blocked_mccs),
-        allowed_channels=sorted(controls.allowed_channels),
+        allowed_channels=sorted(controls.allowed_channels),  # type: ignore[arg-type]  # proto enum int
         allowed_countries=sorted(controls.allowed_countries),
         blocked_countries=sorted(controls.blocked_countries),
         review_threshold_minor=controls.review_threshold_minor,

@@ -20,6 +20,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
+import redis.asyncio as aioredis
 from google.protobuf.timestamp_pb2 import Timestamp
 from redis.exceptions import RedisError
 
@@ -40,6 +41,9 @@ DECISION_RECORD_SCHEMA = 1  # version of the decision record payload in the stre
 PLAN_ATTEMPTS_MAX = 3  # round trips one call may make when the card changes under it
 TOMBSTONES_PENDING_MAX = 100_000  # fail-closed answers waiting for Redis, per process
 DEADLINE_MARGIN_S = 0.002  # answer this long before the caller's deadline, to be heard
+
+
+ScriptArg = bytes | str | int
 
 
 class PolicyChurn(Exception):
@@ -68,7 +72,7 @@ def spend_limit_from_label(label: str) -> t.SpendLimit | None:
         return None
     _, interval, amount, count, mccs = label.split(":")
     return t.SpendLimit(
-        interval=int(interval),
+        interval=int(interval),  # type: ignore[arg-type]  # proto enum int
         amount_minor=int(amount),
         max_count=int(count),
         mccs=mccs.split(",") if mccs else [],
@@ -115,7 +119,9 @@ class Tombstone:
 class Decider:
     """Makes Authorize decisions. Never raises for a dependency failure: it fails closed."""
 
-    def __init__(self, settings: Settings, redis, scripts: Scripts, keyspace: Keyspace, clock: Clock) -> None:  # type: ignore[no-untyped-def]
+    def __init__(
+        self, settings: Settings, redis: aioredis.Redis, scripts: Scripts, keyspace: Keyspace, clock: Clock
+    ) -> None:
         self._settings = settings
         self._redis = redis
         self._scripts = scripts
@@ -331,12 +337,14 @@ def _script_args(
     settings: Settings,
     payload: str,
     attempt: str,
-) -> list[object]:
+) -> list[ScriptArg]:
     """ARGV of authorize.lua (see its header). Without a policy the script can only find the
     card missing or hand back its projection."""
     sent_at_ms = time.time_ns() // 1_000_000
     if policy is None or plan is None:
-        static_reason, static_label, review, buckets, checks = 0, "", 0, [], []
+        static_reason, static_label, review = 0, "", 0
+        buckets: list[ScriptArg] = []
+        checks: list[ScriptArg] = []
     else:
         static_reason = plan.decline_reason
         static_label = ""
@@ -394,8 +402,8 @@ def _response(
     decided_at.FromMilliseconds(decided_at_ms)
     response = authorization_pb2.AuthorizeResponse(
         authorization_id=authorization_id,
-        decision=decision,
-        reason=reason,
+        decision=decision,  # type: ignore[arg-type]  # proto enum int
+        reason=reason,  # type: ignore[arg-type]  # proto enum int
         response_code=RESPONSE_CODES[reason],
         replayed=replayed,
         policy_version=version,

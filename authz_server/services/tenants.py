@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 
 import asyncpg
 import grpc
@@ -17,7 +18,7 @@ from zentra.cards.v1 import tenant_pb2, tenant_pb2_grpc
 _SVC = "/zentra.cards.v1.TenantService/"
 
 
-def _timestamp(value) -> Timestamp:  # type: ignore[no-untyped-def]
+def _timestamp(value: datetime) -> Timestamp:
     ts = Timestamp()
     ts.FromDatetime(value)
     return ts
@@ -55,7 +56,7 @@ class TenantService(tenant_pb2_grpc.TenantServiceServicer):
         return tenant_pb2.ApiKey(
             key_id=row.key_id,
             tenant_id=row.tenant_id,
-            role=row.role,
+            role=row.role,  # type: ignore[arg-type]  # proto enum int
             secret=secret,
             label=row.label,
             created_at=_timestamp(row.created_at),

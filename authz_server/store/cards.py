@@ -3,7 +3,7 @@ policy version kept in card_versions as evidence."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -53,7 +53,8 @@ async def _record_version(
     conn: asyncpg.Connection, card: CardRow, action: str, reason: str, actor: str
 ) -> None:
     await conn.execute(
-        """INSERT INTO card_versions (tenant_id, card_id, policy_version, state, controls, action, reason, actor_key_id)
+        """INSERT INTO card_versions
+               (tenant_id, card_id, policy_version, state, controls, action, reason, actor_key_id)
            VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7, $8)""",
         card.tenant_id,
         card.card_id,
@@ -173,7 +174,7 @@ async def change_card(
         return card
 
 
-async def iter_cards(pool: asyncpg.Pool, batch_count_max: int = 1000):  # type: ignore[no-untyped-def]
+async def iter_cards(pool: asyncpg.Pool, batch_count_max: int = 1000) -> AsyncIterator[CardRow]:
     """Every card, in batches (for rebuilding the Redis projection)."""
     after = ("", "")
     while True:
