@@ -8,7 +8,8 @@ import pytest
 
 from tests.support.api import Api, TenantKeys, bearer, new_id
 from tests.support.stack import ThreadedServer
-from zentra.cards.v1 import card_pb2, types_pb2 as t
+from zentra.cards.v1 import card_pb2
+from zentra.cards.v1 import types_pb2 as t
 
 
 def issue_request(**overrides) -> card_pb2.IssueCardRequest:  # type: ignore[no-untyped-def]

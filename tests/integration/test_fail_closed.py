@@ -17,7 +17,8 @@ from authz_server.clock import SettableClock
 from devstack.embedded import EmbeddedRedis
 from tests.support.api import Api, TenantKeys, bearer
 from tests.support.stack import EPOCH_MS, Backing, ThreadedServer, server_settings, wait_until
-from zentra.cards.v1 import card_pb2, types_pb2 as t
+from zentra.cards.v1 import card_pb2
+from zentra.cards.v1 import types_pb2 as t
 
 BUDGET_MS = 50
 # gRPC and the test client's own overhead on top of the budget, on a loaded 2-core machine.

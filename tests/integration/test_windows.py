@@ -9,7 +9,8 @@ from datetime import UTC, datetime
 import pytest
 
 from tests.support.api import Api, TenantKeys, bearer
-from zentra.cards.v1 import card_pb2, types_pb2 as t
+from zentra.cards.v1 import card_pb2
+from zentra.cards.v1 import types_pb2 as t
 
 
 def at(text: str) -> int:
