@@ -26,7 +26,7 @@ def main() -> int:
         return 2
     logs.configure(settings.log_format, settings.log_level, "authz-server")
     if settings.metrics_port:
-        start_http_server(settings.metrics_port, addr="127.0.0.1")
+        start_http_server(settings.metrics_port, addr=settings.metrics_addr)
     uvloop.run(serve(settings))
     return 0
 

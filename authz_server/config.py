@@ -41,6 +41,8 @@ class Settings:
     workers: int = 1
     # Prometheus metrics HTTP port; 0 turns the endpoint off.
     metrics_port: int = 9464
+    # Address the metrics endpoint binds to (0.0.0.0 in containers).
+    metrics_addr: str = "127.0.0.1"
     # Longest time a decision may take before it fails closed (DECLINE / SYSTEM_UNAVAILABLE).
     decision_budget_ms: int = 50
     # How long an administrative call may wait for Postgres or Redis before UNAVAILABLE.
@@ -88,6 +90,7 @@ class Settings:
             admin_token=env.get("AUTHZ_ADMIN_TOKEN", ""),
             workers=_int(env, "AUTHZ_WORKERS", defaults.workers, 1, 256),
             metrics_port=_int(env, "AUTHZ_METRICS_PORT", defaults.metrics_port, 0, 65535),
+            metrics_addr=env.get("AUTHZ_METRICS_ADDR") or defaults.metrics_addr,
             decision_budget_ms=_int(env, "AUTHZ_DECISION_BUDGET_MS", defaults.decision_budget_ms, 1, 10_000),
             admin_timeout_ms=_int(env, "AUTHZ_ADMIN_TIMEOUT_MS", defaults.admin_timeout_ms, 10, 60_000),
             replay_retention_s=_int(
