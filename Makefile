@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: help install run test test-unit test-integration lint proto proto-check contract migrate bench clean
+.PHONY: help install run test test-unit test-integration lint proto proto-check contract migrate clean
 
 help:
 	@echo "make run          whole stack (embedded Redis + Postgres unless REDIS_URL/DATABASE_URL)"
@@ -13,7 +13,6 @@ help:
 	@echo "make lint         ruff, mypy, buf lint, contract check, generated-code check"
 	@echo "make proto        regenerate zentra/cards/v1 from protos/"
 	@echo "make migrate      apply SQL migrations to DATABASE_URL (or the embedded Postgres)"
-	@echo "make bench        load benchmark (loadtest/)"
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python >= 3.11 is required"'
@@ -56,9 +55,6 @@ lint: $(STAMP) proto-check contract
 
 migrate: $(STAMP)
 	$(BIN)/python -m devstack migrate
-
-bench: $(STAMP)
-	$(BIN)/python -m loadtest
 
 clean:
 	rm -rf build .data .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,3 @@
+"""Load tools. `make run` prints a ready `ghz` command for the demo card; the `make bench`
+benchmark with its null-server and Redis-only baselines, and ghz configs over many cards,
+are issue #4's work."""
