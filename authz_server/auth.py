@@ -42,6 +42,9 @@ METHOD_ROLES: dict[str, frozenset[int]] = {
 API_KEY_CACHE_ENTRIES_MAX = 10_000  # verified keys kept per process
 UNKNOWN_KEY_CACHE_ENTRIES_MAX = 10_000  # key ids known not to exist, kept per process
 UNKNOWN_KEY_TTL_S = 5.0  # how long "no such key" is believed before asking Postgres again
+# While Postgres is unreachable, a key verified before stays trusted this long past its cache
+# TTL (so an outage does not stop traffic), and no longer (so a revocation cannot wait forever).
+API_KEY_STALE_TRUST_MAX_S = 600.0
 SECRET_LENGTH_MAX = 200  # longer bearer values are refused without hashing them
 
 
@@ -131,8 +134,8 @@ class Authenticator:
         try:
             row = await self._find_key(key_id)
         except Exception as error:
-            if cached is not None:
-                return cached[0]  # Postgres is down: a key verified before stays trusted.
+            if cached is not None and now < cached[1] + API_KEY_STALE_TRUST_MAX_S:
+                return cached[0]  # Postgres is down: a key verified recently stays trusted.
             raise Unavailable("cannot verify the API key right now; retry") from error
         if row is None:
             self._unknown[key_id] = now + UNKNOWN_KEY_TTL_S

@@ -7,8 +7,12 @@ bounds stops the process with a message naming the variable, the value and the b
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
+
+_KEY_PREFIX = re.compile(r"[A-Za-z0-9_]{1,32}")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 class ConfigError(ValueError):
@@ -114,7 +118,7 @@ class Settings:
             shutdown_grace_s=_int(env, "AUTHZ_SHUTDOWN_GRACE_S", defaults.shutdown_grace_s, 0, 600),
             script_stale_ms=_int(env, "AUTHZ_SCRIPT_STALE_MS", defaults.script_stale_ms, 10, 60_000),
             log_format=env.get("AUTHZ_LOG_FORMAT") or defaults.log_format,
-            log_level=env.get("AUTHZ_LOG_LEVEL") or defaults.log_level,
+            log_level=(env.get("AUTHZ_LOG_LEVEL") or defaults.log_level).upper(),
         )
         settings.validate()
         return settings
@@ -125,7 +129,9 @@ class Settings:
             raise ConfigError("AUTHZ_ADMIN_TOKEN must be at least 16 characters (or unset)")
         if self.log_format not in ("text", "json"):
             raise ConfigError(f"AUTHZ_LOG_FORMAT={self.log_format!r} must be 'text' or 'json'")
-        if not self.key_prefix.replace("_", "").isalnum() or len(self.key_prefix) > 32:
+        if self.log_level not in LOG_LEVELS:
+            raise ConfigError(f"AUTHZ_LOG_LEVEL={self.log_level!r} must be one of {', '.join(LOG_LEVELS)}")
+        if not _KEY_PREFIX.fullmatch(self.key_prefix):
             raise ConfigError(f"AUTHZ_KEY_PREFIX={self.key_prefix!r} must be 1-32 chars of [A-Za-z0-9_]")
         if ":" not in self.listen_addr:
             raise ConfigError(f"AUTHZ_LISTEN_ADDR={self.listen_addr!r} must be host:port")

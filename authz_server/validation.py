@@ -44,6 +44,9 @@ def require_id(field: str, value: str) -> str:
 def check_text(field: str, value: str) -> str:
     if len(value) > TEXT_LENGTH_MAX:
         raise InvalidArgument(field, f"must be at most {TEXT_LENGTH_MAX} characters")
+    if "\x00" in value:
+        # Postgres text cannot hold NUL; refusing it here keeps the record storable end to end.
+        raise InvalidArgument(field, "must not contain NUL characters")
     return value
 
 
