@@ -16,6 +16,7 @@ import socket
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 READY_TIMEOUT_S = 30.0  # longest a private server may take to accept connections
 
@@ -84,7 +85,7 @@ class EmbeddedPostgres:
 
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = data_dir
-        self._server = None
+        self._server: Any = None  # pgserver.PostgresServer once started
 
     def start(self) -> None:
         import pgserver
@@ -104,10 +105,9 @@ class EmbeddedPostgres:
             return
         from pgserver import _commands
 
+        pg_ctl = _commands.create_command_function("pg_ctl")
         with contextlib.suppress(subprocess.CalledProcessError):
-            _commands.pg_ctl(
-                ["-w", "-m", "fast", "stop"], pgdata=self.data_dir, user=self._server.system_user
-            )
+            pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.data_dir, user=self._server.system_user)
         self._server = None
 
 

@@ -49,4 +49,4 @@ def generate(out_root: Path) -> None:
 
 
 if __name__ == "__main__":
-    generate(Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT)
+    generate(Path(sys.argv[1]).resolve() if len(sys.argv) > 1 else ROOT)
