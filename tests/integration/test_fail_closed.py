@@ -12,6 +12,7 @@ from dataclasses import replace
 import grpc
 import pytest
 import redis
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from authz_server.clock import SettableClock
 from devstack.embedded import EmbeddedRedis
@@ -56,6 +57,12 @@ def tenant(api: Api) -> TenantKeys:
     return api.new_tenant()
 
 
+def health(server: ThreadedServer) -> str:
+    with grpc.insecure_channel(server.target) as channel:
+        status = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=2).status
+    return health_pb2.HealthCheckResponse.ServingStatus.Name(status)
+
+
 def timed_authorize(
     api: Api, secret: str, card_id: str, amount: int = 1000, authorization_id: str | None = None
 ):  # type: ignore[no-untyped-def]
@@ -88,6 +95,7 @@ def test_redis_down_declines_within_budget_then_recovers(
         # A retry of a fail-closed id replays that decline.
         again = api.authorize(tenant.processor, card.card_id, authorization_id="down-0")
         assert (again.reason, again.replayed) == (t.SYSTEM_UNAVAILABLE, True)
+        assert wait_until(lambda: health(fragile) == "NOT_SERVING", timeout_s=5), "health reports Redis away"
         # Administrative calls do not hang either.
         started = time.perf_counter()
         with pytest.raises(grpc.RpcError) as error:
@@ -98,6 +106,7 @@ def test_redis_down_declines_within_budget_then_recovers(
         assert time.perf_counter() - started < 3.0
     finally:
         own_redis.start()
+    assert wait_until(lambda: health(fragile) == "SERVING", timeout_s=10), "health recovers with Redis"
     assert wait_until(
         lambda: api.authorize(tenant.processor, card.card_id).decision == t.APPROVE, timeout_s=15
     ), "approvals resume by themselves once Redis is back"
