@@ -59,7 +59,11 @@ class EmbeddedRedis:
             "--logfile", str(self.data_dir / "valkey.log"),
             "--daemonize", "no",
         ]  # fmt: skip
-        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        # Its own session: a terminal's Ctrl-C reaches our process, which stops the server
+        # first and Redis after it, instead of Redis dying under a draining server.
+        self.process = subprocess.Popen(
+            args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        )
         _wait_for_port(self.port, self.process, self.data_dir / "valkey.log")
 
     def stop(self) -> None:

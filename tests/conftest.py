@@ -3,7 +3,10 @@ factories. Every fixture that starts something stops it."""
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -13,9 +16,15 @@ from tests.support.stack import EPOCH_MS, Backing, ThreadedServer, backing_servi
 
 
 @pytest.fixture(scope="session")
-def backing(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backing]:
-    with backing_services(tmp_path_factory.mktemp("stack")) as services:
-        yield services
+def backing() -> Iterator[Backing]:
+    # A private directory outside pytest's tmp tree: as root, Postgres runs as another user
+    # and must traverse the path, and a concurrent pytest session resets its tree to 0700.
+    data_dir = Path(tempfile.mkdtemp(prefix="zentra-test-"))
+    try:
+        with backing_services(data_dir) as services:
+            yield services
+    finally:
+        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -29,7 +29,7 @@ CLIENT_SLACK_MS = 250
 @pytest.fixture(scope="module")
 def own_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedRedis]:
     """A private Redis this module may stop and restart, whatever REDIS_URL says."""
-    server = EmbeddedRedis(tmp_path_factory.mktemp("fail-closed-redis"))
+    server = EmbeddedRedis(tmp_path_factory.mktemp("fail-closed-redis", numbered=True))
     server.start()
     yield server
     server.stop()
