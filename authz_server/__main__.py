@@ -20,9 +20,7 @@ def main() -> int:
         return 2
     if settings.workers != 1:
         # Multi-process serving (SO_REUSEPORT with aggregated metrics) is issue #4's work.
-        print(
-            "authz-server: AUTHZ_WORKERS > 1 is not supported yet; run one process per port", file=sys.stderr
-        )
+        print("authz-server: AUTHZ_WORKERS > 1 is not supported yet; run one process per port", file=sys.stderr)
         return 2
     logs.configure(settings.log_format, settings.log_level, "authz-server")
     if settings.metrics_port:

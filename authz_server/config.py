@@ -101,20 +101,14 @@ class Settings:
                 env, "AUTHZ_REPLAY_RETENTION_S", defaults.replay_retention_s, 7 * 24 * 3600, 400 * 24 * 3600
             ),
             shard_count=_int(env, "AUTHZ_SHARDS", defaults.shard_count, 1, 1024),
-            stream_backlog_max=_int(
-                env, "AUTHZ_STREAM_BACKLOG_MAX", defaults.stream_backlog_max, 1, 100_000_000
-            ),
+            stream_backlog_max=_int(env, "AUTHZ_STREAM_BACKLOG_MAX", defaults.stream_backlog_max, 1, 100_000_000),
             redis_pool_size=_int(env, "AUTHZ_REDIS_POOL_SIZE", defaults.redis_pool_size, 1, 10_000),
             pg_pool_size_max=_int(env, "AUTHZ_PG_POOL_SIZE_MAX", defaults.pg_pool_size_max, 1, 1000),
             key_prefix=env.get("AUTHZ_KEY_PREFIX") or defaults.key_prefix,
             api_key_cache_ttl_s=_int(env, "AUTHZ_API_KEY_CACHE_TTL_S", defaults.api_key_cache_ttl_s, 0, 3600),
             card_cache_max=_int(env, "AUTHZ_CARD_CACHE_MAX", defaults.card_cache_max, 1, 100_000_000),
-            max_concurrent_rpcs=_int(
-                env, "AUTHZ_MAX_CONCURRENT_RPCS", defaults.max_concurrent_rpcs, 1, 1_000_000
-            ),
-            max_message_bytes=_int(
-                env, "AUTHZ_MAX_MESSAGE_BYTES", defaults.max_message_bytes, 1024, 64 << 20
-            ),
+            max_concurrent_rpcs=_int(env, "AUTHZ_MAX_CONCURRENT_RPCS", defaults.max_concurrent_rpcs, 1, 1_000_000),
+            max_message_bytes=_int(env, "AUTHZ_MAX_MESSAGE_BYTES", defaults.max_message_bytes, 1024, 64 << 20),
             shutdown_grace_s=_int(env, "AUTHZ_SHUTDOWN_GRACE_S", defaults.shutdown_grace_s, 0, 600),
             script_stale_ms=_int(env, "AUTHZ_SCRIPT_STALE_MS", defaults.script_stale_ms, 10, 60_000),
             log_format=env.get("AUTHZ_LOG_FORMAT") or defaults.log_format,

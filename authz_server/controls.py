@@ -101,8 +101,7 @@ def controls_to_json(controls: Controls) -> str:
     return json.dumps(
         {
             "limits": [
-                [lim.interval, lim.amount_minor, lim.max_count, list(lim.mccs), lim.scope]
-                for lim in controls.limits
+                [lim.interval, lim.amount_minor, lim.max_count, list(lim.mccs), lim.scope] for lim in controls.limits
             ],
             "am": sorted(controls.allowed_mccs),
             "bm": sorted(controls.blocked_mccs),

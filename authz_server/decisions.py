@@ -60,9 +60,7 @@ class Answer:
     refreshed_policy: bool = False
 
 
-def limit_label(
-    index: int, limit_interval: int, amount_minor: int, max_count: int, mccs: tuple[str, ...]
-) -> str:
+def limit_label(index: int, limit_interval: int, amount_minor: int, max_count: int, mccs: tuple[str, ...]) -> str:
     """How an exceeded limit travels through Redis: enough to rebuild its SpendLimit."""
     return f"{index}:{limit_interval}:{amount_minor}:{max_count}:{','.join(mccs)}"
 
@@ -150,9 +148,7 @@ class Decider:
         pending = self.tombstones.get((tenant_id, req.authorization_id))
         if pending is not None:
             if pending.fingerprint != fingerprint:
-                raise AlreadyExists(
-                    f"authorization_id {req.authorization_id!r} was used with a different request"
-                )
+                raise AlreadyExists(f"authorization_id {req.authorization_id!r} was used with a different request")
             return Answer(_replayed(pending.response))
 
         budget_s = self._budget_s
@@ -187,9 +183,7 @@ class Decider:
                 policy = self._policies.get(tenant_id, req.card_id)
                 for _ in range(PLAN_ATTEMPTS_MAX):
                     plan = plan_decision(policy, purchase) if policy is not None else None
-                    args = _script_args(
-                        fingerprint, policy, plan, purchase, now_ms, self._settings, payload, attempt
-                    )
+                    args = _script_args(fingerprint, policy, plan, purchase, now_ms, self._settings, payload, attempt)
                     result = await self._scripts.authorize(
                         keys=[card_key, usage_key, replay_key, stream_key], args=args
                     )
@@ -219,9 +213,7 @@ class Decider:
             raise
         except (TimeoutError, RedisError, OSError, PolicyChurn) as error:
             cause = {TimeoutError: "timeout", PolicyChurn: "policy_churn"}.get(type(error), "redis_error")
-            log.warning(
-                "decision %s failed closed (%s): %s", req.authorization_id, cause, type(error).__name__
-            )
+            log.warning("decision %s failed closed (%s): %s", req.authorization_id, cause, type(error).__name__)
             return self._fail_closed(
                 cause,
                 tenant_id,
@@ -237,9 +229,7 @@ class Decider:
         redis_seconds = time.perf_counter() - started
 
         if tag == b"X":
-            raise AlreadyExists(
-                f"authorization_id {req.authorization_id!r} was used with a different request"
-            )
+            raise AlreadyExists(f"authorization_id {req.authorization_id!r} was used with a different request")
         if tag in (b"B", b"L"):
             cause = "backlog" if tag == b"B" else "late_script"
             response = _response(req.authorization_id, t.DECLINE, t.SYSTEM_UNAVAILABLE, 0, now_ms, "", False)
@@ -306,9 +296,7 @@ class Decider:
         return stored
 
 
-def _decision_payload(
-    tenant_id: str, key_id: str, req: authorization_pb2.AuthorizeRequest, shard: int
-) -> str:
+def _decision_payload(tenant_id: str, key_id: str, req: authorization_pb2.AuthorizeRequest, shard: int) -> str:
     """The versioned decision record the ledger writer reads (static facts of the request)."""
     m = req.merchant
     return json.dumps(
@@ -364,9 +352,7 @@ def _script_args(
                 index[check.bucket],
                 check.kind,
                 check.cap,
-                limit_label(
-                    check.limit_index, limit.interval, limit.amount_minor, limit.max_count, limit.mccs
-                ),
+                limit_label(check.limit_index, limit.interval, limit.amount_minor, limit.max_count, limit.mccs),
             ]
     return [
         fingerprint,

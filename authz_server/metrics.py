@@ -44,9 +44,7 @@ TOMBSTONES_DROPPED = Counter(
     "zentra_authz_tombstones_dropped_total",
     "Fail-closed answers dropped from the pending queue because it was full.",
 )
-RPCS = Counter(
-    "zentra_grpc_server_handled_total", "RPCs completed, by method and status code.", ["method", "code"]
-)
+RPCS = Counter("zentra_grpc_server_handled_total", "RPCs completed, by method and status code.", ["method", "code"])
 IN_FLIGHT = Gauge("zentra_grpc_server_in_flight_requests", "RPCs being handled now.")
 PROJECTION_WRITES = Counter(
     "zentra_authz_projection_writes_total", "Card projection writes to Redis, by result.", ["result"]

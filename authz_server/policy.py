@@ -130,9 +130,7 @@ def plan_decision(card: CardPolicy, purchase: Purchase) -> Plan:
         return _decline(t.CURRENCY_MISMATCH)
     if controls.allowed_channels and purchase.channel not in controls.allowed_channels:
         return _decline(t.CHANNEL_NOT_ALLOWED)
-    if (
-        controls.allowed_mccs and purchase.mcc not in controls.allowed_mccs
-    ) or purchase.mcc in controls.blocked_mccs:
+    if (controls.allowed_mccs and purchase.mcc not in controls.allowed_mccs) or purchase.mcc in controls.blocked_mccs:
         return _decline(t.MCC_NOT_ALLOWED)
     if (
         controls.allowed_countries and purchase.country not in controls.allowed_countries
@@ -140,30 +138,20 @@ def plan_decision(card: CardPolicy, purchase: Purchase) -> Plan:
         return _decline(t.COUNTRY_NOT_ALLOWED)
 
     applicable = [
-        (index, limit)
-        for index, limit in enumerate(controls.limits)
-        if not limit.mccs or purchase.mcc in limit.mccs
+        (index, limit) for index, limit in enumerate(controls.limits) if not limit.mccs or purchase.mcc in limit.mccs
     ]
     # PER_AUTHORIZATION limits come first in interval order and need no counter.
     for index, limit in applicable:
-        if (
-            limit.interval == t.PER_AUTHORIZATION
-            and limit.amount_minor
-            and purchase.amount_minor > limit.amount_minor
-        ):
+        if limit.interval == t.PER_AUTHORIZATION and limit.amount_minor and purchase.amount_minor > limit.amount_minor:
             return _decline(t.SPEND_LIMIT_EXCEEDED, index)
 
     checks: list[LimitCheck] = []
     for interval in WINDOW_ORDER:
         in_interval = [(i, limit) for i, limit in applicable if limit.interval == interval]
         checks += [
-            LimitCheck(bucket_of(lim), AMOUNT, lim.amount_minor, i)
-            for i, lim in in_interval
-            if lim.amount_minor
+            LimitCheck(bucket_of(lim), AMOUNT, lim.amount_minor, i) for i, lim in in_interval if lim.amount_minor
         ]
-        checks += [
-            LimitCheck(bucket_of(lim), COUNT, lim.max_count, i) for i, lim in in_interval if lim.max_count
-        ]
+        checks += [LimitCheck(bucket_of(lim), COUNT, lim.max_count, i) for i, lim in in_interval if lim.max_count]
 
     # Every unscoped window is counted whether or not a limit exists (a limit added later
     # counts earlier approvals); MCC-scoped buckets only for purchases in their MCCs.

@@ -123,9 +123,7 @@ class AuthzServer:
             TenantService(rpc_context, self.pool, admin_timeout_s), server
         )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
-        reflection.enable_server_reflection(
-            (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
-        )
+        reflection.enable_server_reflection((*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
         self.port = server.add_insecure_port(s.listen_addr)
         if self.port == 0:
             raise RuntimeError(f"cannot listen on {s.listen_addr}")

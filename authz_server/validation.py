@@ -22,12 +22,8 @@ CODE_LIST_MAX = 1000  # entries in one MCC or country list
 
 _ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 _MCC = re.compile(r"[0-9]{4}")
-_VALID_CHANNELS = frozenset(v.number for v in types_pb2.Channel.DESCRIPTOR.values) - {
-    types_pb2.CHANNEL_UNSPECIFIED
-}
-_VALID_INTERVALS = frozenset(v.number for v in types_pb2.Interval.DESCRIPTOR.values) - {
-    types_pb2.INTERVAL_UNSPECIFIED
-}
+_VALID_CHANNELS = frozenset(v.number for v in types_pb2.Channel.DESCRIPTOR.values) - {types_pb2.CHANNEL_UNSPECIFIED}
+_VALID_INTERVALS = frozenset(v.number for v in types_pb2.Interval.DESCRIPTOR.values) - {types_pb2.INTERVAL_UNSPECIFIED}
 _VALID_ROLES = frozenset(v.number for v in types_pb2.Role.DESCRIPTOR.values) - {types_pb2.ROLE_UNSPECIFIED}
 
 
@@ -58,9 +54,7 @@ def require_currency(field: str, value: str) -> str:
 
 def require_country(field: str, value: str) -> str:
     if value not in COUNTRIES:
-        raise InvalidArgument(
-            field, "must be an assigned ISO 3166-1 alpha-2 country code in upper case (e.g. US)"
-        )
+        raise InvalidArgument(field, "must be an assigned ISO 3166-1 alpha-2 country code in upper case (e.g. US)")
     return value
 
 
@@ -107,9 +101,7 @@ def validate_spend_controls(field: str, msg: types_pb2.SpendControls) -> None:
     _check_list(f"{field}.allowed_countries", msg.allowed_countries, require_country)
     _check_list(f"{field}.blocked_countries", msg.blocked_countries, require_country)
     if not 0 <= msg.review_threshold_minor <= LIMIT_AMOUNT_MINOR_MAX:
-        raise InvalidArgument(
-            f"{field}.review_threshold_minor", f"must be between 0 and {LIMIT_AMOUNT_MINOR_MAX}"
-        )
+        raise InvalidArgument(f"{field}.review_threshold_minor", f"must be between 0 and {LIMIT_AMOUNT_MINOR_MAX}")
 
 
 def validate_authorize(req: authorization_pb2.AuthorizeRequest) -> Purchase:

@@ -93,9 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=os.environ.get("AUTHZ_TOKEN") or "",
         help="bearer secret: the admin token for create-tenant/create-key, else an API key (env AUTHZ_TOKEN)",
     )
-    parser.add_argument(
-        "--json", dest="json_output", action="store_true", help="print the response message as JSON"
-    )
+    parser.add_argument("--json", dest="json_output", action="store_true", help="print the response message as JSON")
     parser.add_argument(
         "--timeout",
         type=timeout_seconds,

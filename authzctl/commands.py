@@ -56,9 +56,7 @@ def create_tenant(stubs: Stubs, args: argparse.Namespace) -> Call:
 
 
 def create_key(stubs: Stubs, args: argparse.Namespace) -> Call:
-    request = tenant_pb2.CreateApiKeyRequest(
-        tenant_id=args.tenant_id, role=ROLES[args.role], label=args.label
-    )
+    request = tenant_pb2.CreateApiKeyRequest(tenant_id=args.tenant_id, role=ROLES[args.role], label=args.label)
     return Call(stubs.tenants.CreateApiKey, request)
 
 

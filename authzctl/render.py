@@ -89,8 +89,7 @@ def api_key_text(key: tenant_pb2.ApiKey) -> str:
     """The key's identity, then its secret on a line of its own: this is the only time it is shown."""
     return "\n".join(
         (
-            f"key_id={key.key_id}  tenant_id={key.tenant_id}  role={t.Role.Name(key.role)}  "
-            f"label={key.label}",
+            f"key_id={key.key_id}  tenant_id={key.tenant_id}  role={t.Role.Name(key.role)}  label={key.label}",
             f"secret={key.secret}",
             "(the secret is shown only now; store it safely)",
         )

@@ -334,9 +334,7 @@ def create_demo(target: str, token: str) -> Demo:
                 timeout=CALL_TIMEOUT_S,
             )
         except grpc.RpcError as error:
-            raise DevstackError(
-                f"creating the demo data failed: {error.code().name}: {error.details()}"
-            ) from None
+            raise DevstackError(f"creating the demo data failed: {error.code().name}: {error.details()}") from None
     say(f"demo: tenant {DEMO_TENANT_ID}, card {card.card_id}, new PROCESSOR and ADMIN keys")
     return Demo(target, DEMO_TENANT_ID, card.card_id, processor_key, admin_key)
 

@@ -22,9 +22,7 @@ def main() -> int:
         return 0
     result = subprocess.run([sys.executable, str(CHECKER), str(HERE)], capture_output=True, text=True)
     lines = [line for line in result.stdout.splitlines() if line and not line.startswith("contract check:")]
-    pending = {
-        line.strip() for line in PENDING.read_text().splitlines() if line.strip() and not line.startswith("#")
-    }
+    pending = {line.strip() for line in PENDING.read_text().splitlines() if line.strip() and not line.startswith("#")}
     unexpected = [line for line in lines if line not in pending]
     stale = sorted(pending - set(lines))
     for line in unexpected:
@@ -34,9 +32,7 @@ def main() -> int:
     if result.returncode not in (0, 1) or result.stderr.strip():
         print(result.stderr)
         return 1
-    print(
-        f"contract: {len(lines)} problems, all tracked as pending" if not unexpected else "contract: FAILED"
-    )
+    print(f"contract: {len(lines)} problems, all tracked as pending" if not unexpected else "contract: FAILED")
     return 1 if unexpected or stale else 0
 
 

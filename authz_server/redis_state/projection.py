@@ -29,7 +29,5 @@ async def project_card(scripts: Scripts, keyspace: Keyspace, card: CardRow) -> b
 
 def policy_from_projection(card_id: str, fields: list[bytes | str]) -> CardPolicy:
     """A CardPolicy from the projection fields (version, state, currency, account_ref, controls)."""
-    version, state, currency, account_ref, controls = (
-        f.decode() if isinstance(f, bytes) else f for f in fields
-    )
+    version, state, currency, account_ref, controls = (f.decode() if isinstance(f, bytes) else f for f in fields)
     return CardPolicy(card_id, int(state), currency, account_ref, int(version), controls_from_json(controls))

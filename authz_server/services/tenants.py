@@ -38,9 +38,7 @@ class TenantService(tenant_pb2_grpc.TenantServiceServicer):
         validation.validate_create_tenant(request)
         async with asyncio.timeout(self._timeout_s):
             row = await store.create_tenant(self._pool, request.tenant_id, request.name)
-        return tenant_pb2.Tenant(
-            tenant_id=row.tenant_id, name=row.name, created_at=_timestamp(row.created_at)
-        )
+        return tenant_pb2.Tenant(tenant_id=row.tenant_id, name=row.name, created_at=_timestamp(row.created_at))
 
     @rpc(_SVC + "CreateApiKey")
     async def CreateApiKey(

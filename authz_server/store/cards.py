@@ -3,6 +3,7 @@ policy version kept in card_versions as evidence."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -11,6 +12,7 @@ import asyncpg
 
 from authz_server.controls import Controls, controls_from_json, controls_to_json
 from authz_server.errors import AlreadyExists, NotFound
+from authz_server.events import CARD_ACTION_EVENTS, event_id
 
 _CARD_COLUMNS = (
     "tenant_id, card_id, customer_ref, account_ref, currency, state, controls, policy_version, shard, "
@@ -49,9 +51,9 @@ def _card(row: asyncpg.Record) -> CardRow:
     )
 
 
-async def _record_version(
-    conn: asyncpg.Connection, card: CardRow, action: str, reason: str, actor: str
-) -> None:
+async def _record_version(conn: asyncpg.Connection, card: CardRow, action: str, reason: str, actor: str) -> None:
+    """Keeps the card's new policy version as evidence and emits its event (outbox), in the
+    caller's transaction."""
     await conn.execute(
         """INSERT INTO card_versions
                (tenant_id, card_id, policy_version, state, controls, action, reason, actor_key_id)
@@ -64,6 +66,25 @@ async def _record_version(
         action,
         reason,
         actor,
+    )
+    event_type = CARD_ACTION_EVENTS[action]
+    payload = {
+        "card_id": card.card_id,
+        "state": card.state,
+        "policy_version": card.policy_version,
+        "controls": json.loads(controls_to_json(card.controls)),
+        "reason": reason,
+        "actor_key_id": actor,
+    }
+    await conn.execute(
+        """INSERT INTO events (event_id, tenant_id, type, subject, payload, occurred_at)
+           VALUES ($1, $2, $3, $4, $5::jsonb, $6) ON CONFLICT (event_id) DO NOTHING""",
+        event_id(card.tenant_id, event_type, card.card_id, str(card.policy_version)),
+        card.tenant_id,
+        event_type,
+        card.card_id,
+        json.dumps(payload),
+        card.updated_at,
     )
 
 

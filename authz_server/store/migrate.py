@@ -26,9 +26,7 @@ class MigrationError(RuntimeError):
 def migration_files() -> list[tuple[str, str]]:
     """(name, sql) of every migration shipped with the package, in order."""
     folder = resources.files("authz_server.store") / "migrations"
-    files = sorted(
-        (entry.name, entry.read_text()) for entry in folder.iterdir() if entry.name.endswith(".sql")
-    )
+    files = sorted((entry.name, entry.read_text()) for entry in folder.iterdir() if entry.name.endswith(".sql"))
     assert files, "no migrations shipped"
     return files
 
@@ -44,22 +42,16 @@ async def migrate(conn: asyncpg.Connection) -> list[str]:
                    checksum text NOT NULL,
                    applied_at timestamptz NOT NULL DEFAULT now())"""
         )
-        done = {
-            r["name"]: r["checksum"] for r in await conn.fetch("SELECT name, checksum FROM schema_migrations")
-        }
+        done = {r["name"]: r["checksum"] for r in await conn.fetch("SELECT name, checksum FROM schema_migrations")}
         for name, sql in migration_files():
             checksum = hashlib.sha256(sql.encode()).hexdigest()
             if name in done:
                 if done[name] != checksum:
-                    raise MigrationError(
-                        f"migration {name} changed after it was applied; add a new file instead"
-                    )
+                    raise MigrationError(f"migration {name} changed after it was applied; add a new file instead")
                 continue
             async with conn.transaction():
                 await conn.execute(sql)
-                await conn.execute(
-                    "INSERT INTO schema_migrations (name, checksum) VALUES ($1, $2)", name, checksum
-                )
+                await conn.execute("INSERT INTO schema_migrations (name, checksum) VALUES ($1, $2)", name, checksum)
             log.info("applied migration %s", name)
             applied_now.append(name)
     finally:

@@ -66,9 +66,7 @@ def server_process(backing: Backing, tmp_path: Path) -> Iterator[ServerProcess]:
     }
     log = tmp_path / "server.log"
     with log.open("wb") as sink:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "authz_server"], env=env, cwd=REPO, stdout=sink, stderr=sink
-        )
+        process = subprocess.Popen([sys.executable, "-m", "authz_server"], env=env, cwd=REPO, stdout=sink, stderr=sink)
     running = ServerProcess(process, f"127.0.0.1:{port}", metrics_port, log)
     try:
         wait_serving(running.target, process)

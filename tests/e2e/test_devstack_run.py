@@ -56,9 +56,7 @@ class Output:
             try:
                 line = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
             except queue.Empty:
-                raise AssertionError(
-                    f"no matching line within {timeout_s}s; output so far:\n{self.text()}"
-                ) from None
+                raise AssertionError(f"no matching line within {timeout_s}s; output so far:\n{self.text()}") from None
             if line is None:
                 raise AssertionError(f"devstack exited before the expected line; output:\n{self.text()}")
             self.lines.append(line)
@@ -218,9 +216,7 @@ def test_printed_commands_approve_and_ctrl_c_stops_everything(workdir: Path) -> 
         redis_port = devstack.redis_port
         assert "ready" in output.lines
         assert output.command("authzctl").startswith(".venv/bin/authzctl ")
-        assert output.command("ghz").startswith(
-            "ghz --insecure --call zentra.cards.v1.AuthorizationService/Authorize"
-        )
+        assert output.command("ghz").startswith("ghz --insecure --call zentra.cards.v1.AuthorizationService/Authorize")
 
         assert run_printed_authzctl(devstack).startswith("APPROVE  APPROVED  code=00  ")
         answer = run_printed_grpcurl(devstack)

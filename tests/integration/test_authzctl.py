@@ -124,9 +124,7 @@ def test_a_frozen_card_is_declined_with_code_62(server: ThreadedServer, api: Api
 
 
 def test_the_limit_that_failed_is_shown(server: ThreadedServer, api: Api, tenant: TenantKeys) -> None:
-    card = api.issue_card(
-        tenant, t.SpendControls(spending_limits=[t.SpendLimit(interval=t.DAILY, amount_minor=1000)])
-    )
+    card = api.issue_card(tenant, t.SpendControls(spending_limits=[t.SpendLimit(interval=t.DAILY, amount_minor=1000)]))
 
     declined = succeeded(authzctl(server.target, tenant.processor, *purchase(card.card_id, 5000)))
 
@@ -139,23 +137,17 @@ def test_controls_from_a_file_replace_the_cards_controls(
 ) -> None:
     card = api.issue_card(tenant)
     controls_file = tmp_path / "controls.json"
-    controls_file.write_text(
-        json.dumps({"allowed_countries": ["CA", "US"], "review_threshold_minor": "150000"})
-    )
+    controls_file.write_text(json.dumps({"allowed_countries": ["CA", "US"], "review_threshold_minor": "150000"}))
 
     updated = succeeded(
-        authzctl(
-            server.target, tenant.admin, "update-controls", card.card_id, "--controls", f"@{controls_file}"
-        )
+        authzctl(server.target, tenant.admin, "update-controls", card.card_id, "--controls", f"@{controls_file}")
     )
 
     assert "policy_version=2" in updated.splitlines()[0]
     assert updated.splitlines()[2] == "controls: allowed_countries=CA,US; review>=150000"
 
 
-def test_a_bad_currency_is_invalid_argument_and_exit_1(
-    server: ThreadedServer, api: Api, tenant: TenantKeys
-) -> None:
+def test_a_bad_currency_is_invalid_argument_and_exit_1(server: ThreadedServer, api: Api, tenant: TenantKeys) -> None:
     card = api.issue_card(tenant)
 
     result = authzctl(

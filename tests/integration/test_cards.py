@@ -50,23 +50,17 @@ def test_issue_card_same_key_different_request(api: Api, tenant: TenantKeys, ser
     assert count == 1
 
 
-def test_issue_card_writes_postgres_and_the_projection(
-    api: Api, tenant: TenantKeys, server: ThreadedServer
-) -> None:
+def test_issue_card_writes_postgres_and_the_projection(api: Api, tenant: TenantKeys, server: ThreadedServer) -> None:
     card = api.cards.IssueCard(issue_request(), metadata=bearer(tenant.admin))
     row = server.call(
-        server.server.pool.fetchrow(
-            "SELECT state, policy_version FROM cards WHERE card_id = $1", card.card_id
-        )
+        server.server.pool.fetchrow("SELECT state, policy_version FROM cards WHERE card_id = $1", card.card_id)
     )
     assert (row["state"], row["policy_version"]) == (t.ACTIVE, 1)
     keys = server.server.keyspace
     projected = server.call(
         server.server.redis.hgetall(keys.card(keys.shard_of(card.card_id), tenant.tenant_id, card.card_id))
     )
-    assert (
-        projected[b"v"] == b"1" and projected[b"st"] == str(t.ACTIVE).encode() and projected[b"cur"] == b"EUR"
-    )
+    assert projected[b"v"] == b"1" and projected[b"st"] == str(t.ACTIVE).encode() and projected[b"cur"] == b"EUR"
 
 
 def test_get_card(api: Api, tenant: TenantKeys) -> None:

@@ -29,9 +29,7 @@ def patient_server(backing: Backing) -> Iterator[ThreadedServer]:
 
 def fire(api: Api, secret: str, card_id: str, amounts: list[int]) -> list:  # type: ignore[type-arg]
     futures = [
-        api.authz.Authorize.future(
-            api.authorize_request(card_id, amount), metadata=bearer(secret), timeout=60
-        )
+        api.authz.Authorize.future(api.authorize_request(card_id, amount), metadata=bearer(secret), timeout=60)
         for amount in amounts
     ]
     return [future.result() for future in futures]
@@ -59,9 +57,7 @@ def test_concurrent_approvals_never_exceed_the_daily_limit(patient_server: Threa
         assert min(declined) > limit - sum(approved), f"a decline would have fit (seed {seed})"
         keys = patient_server.server.keyspace
         counters = patient_server.call(
-            patient_server.server.redis.hgetall(
-                keys.usage(keys.shard_of(card.card_id), tenant.tenant_id, card.card_id)
-            )
+            patient_server.server.redis.hgetall(keys.usage(keys.shard_of(card.card_id), tenant.tenant_id, card.card_id))
         )
         assert int(counters[b"D|a"]) == sum(approved), "the counter equals the sum of what was approved"
         assert int(counters[b"D|c"]) == len(approved)

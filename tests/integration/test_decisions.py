@@ -79,18 +79,14 @@ def test_frozen_and_closed(api: Api, tenant: TenantKeys) -> None:
 
 
 def test_review_reserves_nothing(api: Api, tenant: TenantKeys) -> None:
-    card = api.issue_card(
-        tenant, controls(spending_limits=[limit(t.DAILY, 5000, 1)], review_threshold_minor=4000)
-    )
+    card = api.issue_card(tenant, controls(spending_limits=[limit(t.DAILY, 5000, 1)], review_threshold_minor=4000))
     assert decided(api.authorize(tenant.processor, card.card_id, 4500)) == ("REVIEW", "REVIEW_REQUIRED", "01")
     # Neither the amount nor the count of the REVIEW counted: a 3999 still fits both caps.
     assert decided(api.authorize(tenant.processor, card.card_id, 3999)) == ("APPROVE", "APPROVED", "00")
 
 
 def test_limits_run_before_review(api: Api, tenant: TenantKeys) -> None:
-    card = api.issue_card(
-        tenant, controls(spending_limits=[limit(t.DAILY, 5000)], review_threshold_minor=1000)
-    )
+    card = api.issue_card(tenant, controls(spending_limits=[limit(t.DAILY, 5000)], review_threshold_minor=1000))
     assert decided(api.authorize(tenant.processor, card.card_id, 6000)) == (
         "DECLINE",
         "SPEND_LIMIT_EXCEEDED",
@@ -131,13 +127,9 @@ def test_checks_run_in_design_order(api: Api, tenant: TenantKeys) -> None:
     assert decided(api.authorize(tenant.processor, card.card_id, 400, **fields))[1] == "REVIEW_REQUIRED"
 
     api.cards.FreezeCard(card_pb2.CardActionRequest(card_id=card.card_id), metadata=bearer(tenant.admin))
-    assert (
-        decided(api.authorize(tenant.processor, card.card_id, 1000, **everything_wrong))[1] == "CARD_FROZEN"
-    )
+    assert decided(api.authorize(tenant.processor, card.card_id, 1000, **everything_wrong))[1] == "CARD_FROZEN"
     api.cards.CloseCard(card_pb2.CardActionRequest(card_id=card.card_id), metadata=bearer(tenant.admin))
-    assert (
-        decided(api.authorize(tenant.processor, card.card_id, 1000, **everything_wrong))[1] == "CARD_CLOSED"
-    )
+    assert decided(api.authorize(tenant.processor, card.card_id, 1000, **everything_wrong))[1] == "CARD_CLOSED"
 
 
 def test_limit_order_within_an_interval(api: Api, tenant: TenantKeys) -> None:

@@ -63,9 +63,7 @@ def health(server: ThreadedServer) -> str:
     return health_pb2.HealthCheckResponse.ServingStatus.Name(status)
 
 
-def timed_authorize(
-    api: Api, secret: str, card_id: str, amount: int = 1000, authorization_id: str | None = None
-):  # type: ignore[no-untyped-def]
+def timed_authorize(api: Api, secret: str, card_id: str, amount: int = 1000, authorization_id: str | None = None):  # type: ignore[no-untyped-def]
     started = time.perf_counter()
     response = api.authorize(secret, card_id, amount, authorization_id=authorization_id)
     return response, (time.perf_counter() - started) * 1000
@@ -88,9 +86,7 @@ def test_redis_down_declines_within_budget_then_recovers(
     own_redis.stop()
     try:
         for i in range(20):
-            response, elapsed_ms = timed_authorize(
-                api, tenant.processor, card.card_id, authorization_id=f"down-{i}"
-            )
+            response, elapsed_ms = timed_authorize(api, tenant.processor, card.card_id, authorization_id=f"down-{i}")
             assert_fail_closed(response, elapsed_ms)
         # A retry of a fail-closed id replays that decline.
         again = api.authorize(tenant.processor, card.card_id, authorization_id="down-0")
@@ -99,17 +95,15 @@ def test_redis_down_declines_within_budget_then_recovers(
         # Administrative calls do not hang either.
         started = time.perf_counter()
         with pytest.raises(grpc.RpcError) as error:
-            api.cards.FreezeCard(
-                card_pb2.CardActionRequest(card_id=card.card_id), metadata=bearer(tenant.admin)
-            )
+            api.cards.FreezeCard(card_pb2.CardActionRequest(card_id=card.card_id), metadata=bearer(tenant.admin))
         assert error.value.code() == grpc.StatusCode.UNAVAILABLE
         assert time.perf_counter() - started < 3.0
     finally:
         own_redis.start()
     assert wait_until(lambda: health(fragile) == "SERVING", timeout_s=10), "health recovers with Redis"
-    assert wait_until(
-        lambda: api.authorize(tenant.processor, card.card_id).decision == t.APPROVE, timeout_s=15
-    ), "approvals resume by themselves once Redis is back"
+    assert wait_until(lambda: api.authorize(tenant.processor, card.card_id).decision == t.APPROVE, timeout_s=15), (
+        "approvals resume by themselves once Redis is back"
+    )
     # The fail-closed answers were stored once Redis returned: still a decline, still replayed.
     client = redis.Redis.from_url(own_redis.url)
     keys = [fragile.server.keyspace.replay(tenant.tenant_id, f"down-{i}") for i in range(20)]
@@ -132,9 +126,7 @@ def test_slow_redis_declines_and_voids_the_late_approval(
 
     # Redis stalls for 300 ms: our script is queued behind the stall, the call gives up at 50 ms.
     client.execute_command("CLIENT", "PAUSE", "300", "ALL")
-    response, elapsed_ms = timed_authorize(
-        api, tenant.processor, card.card_id, 2000, authorization_id="slow-1"
-    )
+    response, elapsed_ms = timed_authorize(api, tenant.processor, card.card_id, 2000, authorization_id="slow-1")
     assert_fail_closed(response, elapsed_ms)
 
     # The queued script ran after the stall (and may have approved); the tombstone voids it.

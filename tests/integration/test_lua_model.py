@@ -17,9 +17,7 @@ from zentra.cards.v1 import types_pb2 as t
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(card=cards(), steps=st.lists(purchases, min_size=1, max_size=12))
-def test_server_matches_reference_model(
-    server: ThreadedServer, api: Api, card: ModelCard, steps: list
-) -> None:
+def test_server_matches_reference_model(server: ThreadedServer, api: Api, card: ModelCard, steps: list) -> None:
     tenant = api.new_tenant()
     issued = api.issue_card(tenant, card.to_proto())
     now_ms = EPOCH_MS

@@ -114,9 +114,7 @@ def _tenant_rows(scene: Scene) -> object:
 
 
 def _key_rows(scene: Scene) -> object:
-    return fetchval(
-        scene.server, "SELECT count(*) FROM api_keys WHERE tenant_id = $1", scene.tenant.tenant_id
-    )
+    return fetchval(scene.server, "SELECT count(*) FROM api_keys WHERE tenant_id = $1", scene.tenant.tenant_id)
 
 
 def _card_rows(scene: Scene) -> object:
@@ -125,9 +123,7 @@ def _card_rows(scene: Scene) -> object:
 
 def _nothing_authorized(scene: Scene) -> None:
     request = scene.authorize_request
-    assert usage(scene.server, scene.tenant.tenant_id, scene.card.card_id) == {}, (
-        "a refused caller reserves nothing"
-    )
+    assert usage(scene.server, scene.tenant.tenant_id, scene.card.card_id) == {}, "a refused caller reserves nothing"
     assert not replay_exists(scene.server, scene.tenant.tenant_id, request.authorization_id), (
         "a refused caller leaves no replay record"
     )
@@ -263,9 +259,7 @@ CALLS: list[tuple[str, Callable[[Api, card_pb2.Card, TenantKeys], Callable[..., 
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize(
-    ("credentials",), [(c[1],) for c in BAD_CREDENTIALS], ids=[c[0] for c in BAD_CREDENTIALS]
-)
+@pytest.mark.parametrize(("credentials",), [(c[1],) for c in BAD_CREDENTIALS], ids=[c[0] for c in BAD_CREDENTIALS])
 @pytest.mark.parametrize(("make_call",), [(c[1],) for c in CALLS], ids=[c[0] for c in CALLS])
 def test_bad_credentials_are_unauthenticated_and_change_nothing(api, server, tenant, credentials, make_call):
     card = api.issue_card(tenant)
@@ -274,9 +268,7 @@ def test_bad_credentials_are_unauthenticated_and_change_nothing(api, server, ten
     assert error.code() == grpc.StatusCode.UNAUTHENTICATED, (
         f"expected UNAUTHENTICATED, got {error.code()}: {error.details()}"
     )
-    assert tenant.admin not in error.details() and ADMIN_TOKEN not in error.details(), (
-        "secrets are never echoed"
-    )
+    assert tenant.admin not in error.details() and ADMIN_TOKEN not in error.details(), "secrets are never echoed"
     after = get_card(api, tenant.admin, card.card_id)
     assert (after.state, after.policy_version) == (t.ACTIVE, 1), "an unauthenticated call changes no card"
     assert usage(server, tenant.tenant_id, card.card_id) == {}, "an unauthenticated call reserves nothing"
@@ -349,9 +341,7 @@ def test_card_calls_on_another_tenants_card_are_not_found(api, server, tenant, c
     error = rpc_error(lambda: call(api, other.admin, card.card_id))
     missing = rpc_error(lambda: call(api, other.admin, missing_id))
 
-    assert error.code() == grpc.StatusCode.NOT_FOUND, (
-        f"expected NOT_FOUND, got {error.code()}: {error.details()}"
-    )
+    assert error.code() == grpc.StatusCode.NOT_FOUND, f"expected NOT_FOUND, got {error.code()}: {error.details()}"
     assert (error.code(), error.details().replace(card.card_id, "<id>")) == (
         missing.code(),
         missing.details().replace(missing_id, "<id>"),
@@ -375,9 +365,7 @@ def test_authorization_id_is_unique_per_tenant_only(api, server, tenant):
     assert (second.decision, second.replayed) == (t.APPROVE, False), (
         "tenant B's use of an id tenant A used is B's own, not ALREADY_EXISTS or a replay"
     )
-    assert replay_exists(server, tenant.tenant_id, shared_id) and replay_exists(
-        server, other.tenant_id, shared_id
-    )
+    assert replay_exists(server, tenant.tenant_id, shared_id) and replay_exists(server, other.tenant_id, shared_id)
     assert usage(server, other.tenant_id, card_b.card_id) != {}, "B's approval reserved on B's card"
     replay_a = api.authorize(tenant.processor, card_a.card_id, 1000, authorization_id=shared_id)
     assert (replay_a.decision, replay_a.replayed) == (t.APPROVE, True), "A's record is still A's"

@@ -164,9 +164,7 @@ def test_refused_authorize_can_be_retried_many_times_without_effect(api, server,
     request = api.authorize_request(card.card_id, 0)
     streams_before = stream_lengths(server)
     for _ in range(3):
-        expect_invalid(
-            lambda: api.authz.Authorize(request, metadata=bearer(tenant.processor)), "amount_minor"
-        )
+        expect_invalid(lambda: api.authz.Authorize(request, metadata=bearer(tenant.processor)), "amount_minor")
     assert stream_lengths(server) == streams_before
     assert not replay_exists(server, tenant.tenant_id, request.authorization_id)
 
@@ -328,9 +326,7 @@ ISSUE_REFUSALS: list[tuple[str, IssueMutation, str]] = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("mutate", "field"), [c[1:] for c in ISSUE_REFUSALS], ids=[c[0] for c in ISSUE_REFUSALS]
-)
+@pytest.mark.parametrize(("mutate", "field"), [c[1:] for c in ISSUE_REFUSALS], ids=[c[0] for c in ISSUE_REFUSALS])
 def test_malformed_issue_card_is_refused_and_creates_nothing(api, server, tenant, mutate, field):
     good = issue_request()
     bad = card_pb2.IssueCardRequest()
@@ -340,9 +336,7 @@ def test_malformed_issue_card_is_refused_and_creates_nothing(api, server, tenant
     expect_invalid(lambda: api.cards.IssueCard(bad, metadata=bearer(tenant.admin)), field)
 
     assert card_count(server, tenant.tenant_id) == 0, "a refused IssueCard must not create a card row"
-    claimed = fetchval(
-        server, "SELECT count(*) FROM card_issue_requests WHERE tenant_id = $1", tenant.tenant_id
-    )
+    claimed = fetchval(server, "SELECT count(*) FROM card_issue_requests WHERE tenant_id = $1", tenant.tenant_id)
     assert claimed == 0, "a refused IssueCard must not claim its idempotency key"
     assert projected_cards(server, tenant.tenant_id) == [], "a refused IssueCard must not project a card"
 
@@ -405,9 +399,7 @@ UPDATE_REFUSALS: list[tuple[str, UpdateMutation, str]] = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("mutate", "field"), [c[1:] for c in UPDATE_REFUSALS], ids=[c[0] for c in UPDATE_REFUSALS]
-)
+@pytest.mark.parametrize(("mutate", "field"), [c[1:] for c in UPDATE_REFUSALS], ids=[c[0] for c in UPDATE_REFUSALS])
 def test_malformed_update_spend_controls_is_refused_and_changes_nothing(api, server, tenant, mutate, field):
     card = api.issue_card(tenant, controls=valid_controls())
     good = card_pb2.UpdateSpendControlsRequest(card_id=card.card_id, spend_controls=replacement_controls())
@@ -432,9 +424,7 @@ def test_malformed_update_spend_controls_is_refused_and_changes_nothing(api, ser
 # --- GetCard and card actions ---------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    "card_id", ["", ID_65, "card/1", "cardé"], ids=["missing", "65-chars", "slash", "e-acute"]
-)
+@pytest.mark.parametrize("card_id", ["", ID_65, "card/1", "cardé"], ids=["missing", "65-chars", "slash", "e-acute"])
 def test_get_card_with_malformed_card_id_is_refused(api, tenant, card_id):
     request = card_pb2.GetCardRequest(card_id=card_id)
     expect_invalid(lambda: api.cards.GetCard(request, metadata=bearer(tenant.operator)), "card_id")
@@ -447,9 +437,7 @@ ACTIONS = ["FreezeCard", "UnfreezeCard", "CloseCard"]
 def test_card_action_reason_over_256_chars_is_refused_and_changes_nothing(api, server, tenant, action):
     card = api.issue_card(tenant)
     if action == "UnfreezeCard":
-        card = api.cards.FreezeCard(
-            card_pb2.CardActionRequest(card_id=card.card_id), metadata=bearer(tenant.admin)
-        )
+        card = api.cards.FreezeCard(card_pb2.CardActionRequest(card_id=card.card_id), metadata=bearer(tenant.admin))
     request = card_pb2.CardActionRequest(card_id=card.card_id, reason=TEXT_257)
 
     expect_invalid(lambda: getattr(api.cards, action)(request, metadata=bearer(tenant.admin)), "reason")
@@ -535,9 +523,7 @@ def test_create_tenant_accepts_bounds(api):
     ],
     ids=["role-unspecified", "role-unknown-7", "label-257", "tenant_id-missing", "tenant_id-slash"],
 )
-def test_malformed_create_api_key_is_refused_and_creates_nothing(
-    api, server, tenant, role, label, tenant_id, field
-):
+def test_malformed_create_api_key_is_refused_and_creates_nothing(api, server, tenant, role, label, tenant_id, field):
     request = tenant_pb2.CreateApiKeyRequest(
         tenant_id=tenant.tenant_id if tenant_id is None else tenant_id, role=role, label=label
     )
@@ -545,9 +531,7 @@ def test_malformed_create_api_key_is_refused_and_creates_nothing(
 
     expect_invalid(lambda: api.tenants.CreateApiKey(request, metadata=bearer(ADMIN_TOKEN)), field)
 
-    assert fetchval(server, "SELECT count(*) FROM api_keys") == keys_before, (
-        "a refused CreateApiKey stores no key"
-    )
+    assert fetchval(server, "SELECT count(*) FROM api_keys") == keys_before, "a refused CreateApiKey stores no key"
 
 
 # --- characters Postgres cannot store --------------------------------------------------------

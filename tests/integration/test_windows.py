@@ -24,12 +24,8 @@ def reason(response) -> str:  # type: ignore[no-untyped-def]
 WINDOWS = [
     # interval, a time, a later time in the same window, the first moment of the next window
     pytest.param(t.DAILY, "2026-03-18T00:00:00", "2026-03-18T23:59:59", "2026-03-19T00:00:00", id="daily"),
-    pytest.param(
-        t.WEEKLY, "2026-03-16T00:00:00", "2026-03-22T23:59:59", "2026-03-23T00:00:00", id="iso-week"
-    ),
-    pytest.param(
-        t.MONTHLY, "2026-02-01T00:00:00", "2026-02-28T23:59:59", "2026-03-01T00:00:00", id="monthly"
-    ),
+    pytest.param(t.WEEKLY, "2026-03-16T00:00:00", "2026-03-22T23:59:59", "2026-03-23T00:00:00", id="iso-week"),
+    pytest.param(t.MONTHLY, "2026-02-01T00:00:00", "2026-02-28T23:59:59", "2026-03-01T00:00:00", id="monthly"),
     pytest.param(t.YEARLY, "2026-01-01T00:00:00", "2026-12-31T23:59:59", "2027-01-01T00:00:00", id="yearly"),
 ]
 
@@ -41,9 +37,7 @@ def test_amount_and_count_reset_at_the_window_boundary(
     amount_card = api.issue_card(
         tenant, t.SpendControls(spending_limits=[t.SpendLimit(interval=interval, amount_minor=10_000)])
     )
-    count_card = api.issue_card(
-        tenant, t.SpendControls(spending_limits=[t.SpendLimit(interval=interval, max_count=2)])
-    )
+    count_card = api.issue_card(tenant, t.SpendControls(spending_limits=[t.SpendLimit(interval=interval, max_count=2)]))
     clock.set_ms(at(start))
     assert reason(api.authorize(tenant.processor, amount_card.card_id, 6000)) == "APPROVED"
     assert reason(api.authorize(tenant.processor, count_card.card_id, 10)) == "APPROVED"
@@ -63,9 +57,7 @@ def test_amount_and_count_reset_at_the_window_boundary(
 
 def test_iso_week_spans_new_year(api: Api, tenant: TenantKeys, clock) -> None:  # type: ignore[no-untyped-def]
     """2026-12-28 (Monday) .. 2027-01-03 (Sunday) is one ISO week, across the calendar year."""
-    card = api.issue_card(
-        tenant, t.SpendControls(spending_limits=[t.SpendLimit(interval=t.WEEKLY, amount_minor=1000)])
-    )
+    card = api.issue_card(tenant, t.SpendControls(spending_limits=[t.SpendLimit(interval=t.WEEKLY, amount_minor=1000)]))
     clock.set_ms(at("2026-12-31T12:00:00"))
     assert reason(api.authorize(tenant.processor, card.card_id, 800)) == "APPROVED"
     clock.set_ms(at("2027-01-03T12:00:00"))
@@ -112,9 +104,7 @@ def test_mcc_scoped_limit_counts_from_when_it_is_set(api: Api, tenant: TenantKey
     card = api.issue_card(tenant)
     clock.set_ms(at("2026-03-18T09:00:00"))
     assert reason(api.authorize(tenant.processor, card.card_id, 8000, mcc="5812")) == "APPROVED"
-    scoped = t.SpendControls(
-        spending_limits=[t.SpendLimit(interval=t.DAILY, amount_minor=10_000, mccs=["5812"])]
-    )
+    scoped = t.SpendControls(spending_limits=[t.SpendLimit(interval=t.DAILY, amount_minor=10_000, mccs=["5812"])])
     request = card_pb2.UpdateSpendControlsRequest(card_id=card.card_id, spend_controls=scoped)
     api.cards.UpdateSpendControls(request, metadata=bearer(tenant.admin))
     assert reason(api.authorize(tenant.processor, card.card_id, 9000, mcc="5812")) == "APPROVED"

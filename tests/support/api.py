@@ -38,9 +38,7 @@ class TenantKeys:
 
 
 def merchant(mcc: str = "5812", country: str = "US", **kw: str) -> t.Merchant:
-    return t.Merchant(
-        id=kw.get("id", "m-1"), name=kw.get("name", "Cafe"), mcc=mcc, country=country, city="Boston"
-    )
+    return t.Merchant(id=kw.get("id", "m-1"), name=kw.get("name", "Cafe"), mcc=mcc, country=country, city="Boston")
 
 
 class Api:
@@ -104,6 +102,4 @@ class Api:
     def authorize(
         self, secret: str, card_id: str, amount_minor: int = 1000, **kw
     ) -> authorization_pb2.AuthorizeResponse:  # type: ignore[no-untyped-def]
-        return self.authz.Authorize(
-            self.authorize_request(card_id, amount_minor, **kw), metadata=bearer(secret)
-        )
+        return self.authz.Authorize(self.authorize_request(card_id, amount_minor, **kw), metadata=bearer(secret))

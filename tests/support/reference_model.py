@@ -83,9 +83,7 @@ def decide(
         return t.DECLINE, t.CHANNEL_NOT_ALLOWED, -1
     if (card.allowed_mccs and mcc not in card.allowed_mccs) or mcc in card.blocked_mccs:
         return t.DECLINE, t.MCC_NOT_ALLOWED, -1
-    if (
-        card.allowed_countries and country not in card.allowed_countries
-    ) or country in card.blocked_countries:
+    if (card.allowed_countries and country not in card.allowed_countries) or country in card.blocked_countries:
         return t.DECLINE, t.COUNTRY_NOT_ALLOWED, -1
     checks = []
     for index, lim in enumerate(card.limits):

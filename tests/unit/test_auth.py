@@ -326,9 +326,7 @@ async def test_role_matrix(authenticator, store, method, role):
         with pytest.raises(PermissionDenied) as caught:
             await authenticator.authorize(SVC + method, md(secret))
         short = method.rsplit("/", 1)[-1]
-        assert str(caught.value) == f"{caller} may not call {short}", (
-            "the refusal names the caller and method"
-        )
+        assert str(caught.value) == f"{caller} may not call {short}", "the refusal names the caller and method"
 
 
 async def test_method_missing_from_the_table_is_refused_to_everyone(authenticator, store):

@@ -34,9 +34,7 @@ INT_IDS = [b[0] for b in INT_BOUNDS]
 def test_defaults_from_an_empty_environment():
     settings = Settings.from_env({})
     assert settings == Settings(), "an empty environment must give the documented defaults"
-    assert settings.listen_addr == "127.0.0.1:50051", (
-        "DESIGN §4: AUTHZ_LISTEN_ADDR defaults to 127.0.0.1:50051"
-    )
+    assert settings.listen_addr == "127.0.0.1:50051", "DESIGN §4: AUTHZ_LISTEN_ADDR defaults to 127.0.0.1:50051"
     assert settings.decision_budget_ms == 50, "DESIGN §3: the decision budget defaults to 50 ms"
     assert settings.replay_retention_s >= 7 * 24 * 3600, "DESIGN §3: replay records live at least 7 days"
     assert settings.admin_token == "", "without AUTHZ_ADMIN_TOKEN the TenantService is closed"
@@ -197,7 +195,5 @@ def test_secrets_stay_out_of_repr_and_describe():
     described = settings.describe()
     assert token not in repr(settings), "repr(Settings) must not show the admin token"
     for secret in (token, "redispass", "pgpass"):
-        assert secret not in repr(described), (
-            f"describe() is logged at start-up and must not contain {secret!r}"
-        )
+        assert secret not in repr(described), f"describe() is logged at start-up and must not contain {secret!r}"
     assert described["decision_budget_ms"] == 50, "describe() still shows the limits"

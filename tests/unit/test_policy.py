@@ -23,18 +23,14 @@ class CounterModel:
     def __init__(self) -> None:
         self.buckets: dict[str, tuple[str, Usage]] = {}
 
-    def usage_now(
-        self, periods: dict[int, str], plan_buckets: tuple[tuple[str, int], ...]
-    ) -> dict[str, Usage]:
+    def usage_now(self, periods: dict[int, str], plan_buckets: tuple[tuple[str, int], ...]) -> dict[str, Usage]:
         now = {}
         for bucket, interval in plan_buckets:
             period, usage = self.buckets.get(bucket, ("", Usage()))
             now[bucket] = usage if period == periods[interval] else Usage()
         return now
 
-    def reserve(
-        self, periods: dict[int, str], plan_buckets: tuple[tuple[str, int], ...], amount: int
-    ) -> None:
+    def reserve(self, periods: dict[int, str], plan_buckets: tuple[tuple[str, int], ...], amount: int) -> None:
         current = self.usage_now(periods, plan_buckets)
         for bucket, interval in plan_buckets:
             used = current[bucket]

@@ -152,9 +152,7 @@ def test_require_mcc_accepts_four_digits_including_leading_zero():
     assert validation.require_mcc("merchant.mcc", "0742") == "0742"
 
 
-@pytest.mark.parametrize(
-    "channel", [t.CHANNEL_UNSPECIFIED, 99, -1], ids=["unspecified", "unknown-99", "negative"]
-)
+@pytest.mark.parametrize("channel", [t.CHANNEL_UNSPECIFIED, 99, -1], ids=["unspecified", "unknown-99", "negative"])
 def test_require_channel_refuses_unspecified_and_unknown_values(channel):
     _expect_invalid(lambda: validation.require_channel("channel", channel), "channel")
 
@@ -334,18 +332,14 @@ CONTROLS_REFUSALS = [
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize(
-    ("mutate", "field"), [c[1:] for c in CONTROLS_REFUSALS], ids=[c[0] for c in CONTROLS_REFUSALS]
-)
+@pytest.mark.parametrize(("mutate", "field"), [c[1:] for c in CONTROLS_REFUSALS], ids=[c[0] for c in CONTROLS_REFUSALS])
 def test_validate_issue_card_names_the_bad_spend_control(mutate, field):
     req = _issue_request()
     mutate(req.spend_controls)
     _expect_invalid(lambda: validation.validate_issue_card(req), field)
 
 
-@pytest.mark.parametrize(
-    ("mutate", "field"), [c[1:] for c in CONTROLS_REFUSALS], ids=[c[0] for c in CONTROLS_REFUSALS]
-)
+@pytest.mark.parametrize(("mutate", "field"), [c[1:] for c in CONTROLS_REFUSALS], ids=[c[0] for c in CONTROLS_REFUSALS])
 def test_validate_update_controls_applies_the_same_rules(mutate, field):
     req = card_pb2.UpdateSpendControlsRequest(card_id="card_1", spend_controls=_controls())
     mutate(req.spend_controls)
@@ -419,14 +413,10 @@ def test_validate_update_controls_checks_card_id(card_id):
 def test_validate_card_action_reason_256_accepted_257_refused():
     validation.validate_card_action(card_pb2.CardActionRequest(card_id="card_1", reason=TEXT_256))
     _expect_invalid(
-        lambda: validation.validate_card_action(
-            card_pb2.CardActionRequest(card_id="card_1", reason=TEXT_257)
-        ),
+        lambda: validation.validate_card_action(card_pb2.CardActionRequest(card_id="card_1", reason=TEXT_257)),
         "reason",
     )
-    _expect_invalid(
-        lambda: validation.validate_card_action(card_pb2.CardActionRequest(card_id="")), "card_id"
-    )
+    _expect_invalid(lambda: validation.validate_card_action(card_pb2.CardActionRequest(card_id="")), "card_id")
 
 
 # --- TenantService ------------------------------------------------------------------------

@@ -9,6 +9,9 @@
 --
 -- KEYS[1] card projection hash      KEYS[2] card usage (window counter) hash
 -- KEYS[3] replay record hash        KEYS[4] the card shard's decision stream
+-- The replay record (f fingerprint, d decision, r reason, v policy_version, t decided_at_ms,
+-- x exceeded-limit label, n attempt, a amount reserved, b buckets reserved, p payload) and the
+-- stream entry (k "decision", p, d, r, v, t, x, n, b, f) carry the same facts.
 -- ARGV[1]  request fingerprint (hash of every AuthorizeRequest field)
 -- ARGV[2]  policy_version the caller planned against ("0": the caller has no policy cached)
 -- ARGV[3]  sent_at_ms, the caller's wall clock when it sent this call
@@ -52,13 +55,13 @@ local attempt = ARGV[13]
 
 local function record(decision, reason, version, label, amount, buckets)
   redis.call("HSET", KEYS[3], "f", fingerprint, "d", decision, "r", reason, "v", version, "t", decided_at,
-    "x", label, "n", attempt, "a", amount, "b", buckets)
+    "x", label, "n", attempt, "a", amount, "b", buckets, "p", ARGV[12])
   redis.call("EXPIRE", KEYS[3], retention)
 end
 
 local function append(decision, reason, version, label, buckets)
   redis.call("XADD", KEYS[4], "*", "k", "decision", "p", ARGV[12], "d", decision, "r", reason, "v", version,
-    "t", decided_at, "x", label, "n", attempt, "b", buckets)
+    "t", decided_at, "x", label, "n", attempt, "b", buckets, "f", fingerprint)
 end
 
 if redis.call("XLEN", KEYS[4]) >= tonumber(ARGV[11]) then

@@ -20,9 +20,9 @@ local stored = redis.call("HMGET", KEYS[1], "f", "d", "n", "a", "b", "v", "r")
 
 if not stored[1] then
   redis.call("XADD", KEYS[3], "*", "k", "decision", "p", ARGV[5], "d", DECLINE, "r", SYSTEM_UNAVAILABLE,
-    "v", "0", "t", ARGV[3], "x", "", "n", ARGV[2], "b", "")
+    "v", "0", "t", ARGV[3], "x", "", "n", ARGV[2], "b", "", "f", ARGV[1])
   redis.call("HSET", KEYS[1], "f", ARGV[1], "d", DECLINE, "r", SYSTEM_UNAVAILABLE, "v", "0", "t", ARGV[3],
-    "x", "", "n", ARGV[2], "a", "0", "b", "")
+    "x", "", "n", ARGV[2], "a", "0", "b", "", "p", ARGV[5])
   redis.call("EXPIRE", KEYS[1], tonumber(ARGV[4]))
   return "tombstoned"
 end
@@ -32,7 +32,7 @@ end
 
 -- Our own attempt decided after we gave up on it: void it.
 redis.call("XADD", KEYS[3], "*", "k", "void", "p", ARGV[5], "d", DECLINE, "r", SYSTEM_UNAVAILABLE,
-  "v", stored[6], "t", ARGV[3], "x", "", "n", ARGV[2], "b", stored[5])
+  "v", stored[6], "t", ARGV[3], "x", "", "n", ARGV[2], "b", stored[5], "f", ARGV[1])
 if stored[2] == APPROVE and stored[5] ~= "" then
   local release = "-" .. stored[4]
   for name, period in string.gmatch(stored[5], "([^;=]+)=([^;]+)") do

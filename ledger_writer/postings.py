@@ -1,0 +1,91 @@
+"""Postings: which balanced ledger transaction each event produces (DESIGN §3 "Ledger
+semantics"). A plain, declarative mapping — one small function per kind — that later issues
+extend (reversal, expiry, clearing, refund). Every transaction id is derived from its source,
+which is what makes posting idempotent."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+DEBIT, CREDIT = 1, 2
+CUSTOMER = "customer_balance"
+RESERVED = "reserved_balance"
+SETTLEMENT = "settlement_account"
+
+KIND_HOLD = "hold"
+KIND_VOID_RELEASE = "void_release"
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    account: str
+    account_ref: str
+    direction: int
+    amount_minor: int
+    currency: str
+
+
+@dataclass(frozen=True, slots=True)
+class Transaction:
+    tenant_id: str
+    transaction_id: str
+    kind: str
+    source_id: str
+    authorization_id: str
+    entries: tuple[Entry, ...]
+
+
+def transaction_id(kind: str, source_id: str) -> str:
+    return f"{kind}:{source_id}"
+
+
+def assert_balanced(transaction: Transaction) -> None:
+    """Debits equal credits per currency, amounts positive: checked before anything is written
+    (the database checks again at commit)."""
+    totals: dict[str, int] = defaultdict(int)
+    for entry in transaction.entries:
+        assert entry.amount_minor > 0, (transaction.transaction_id, entry)
+        totals[entry.currency] += entry.amount_minor if entry.direction == DEBIT else -entry.amount_minor
+    assert len(transaction.entries) >= 2 and not any(totals.values()), (
+        transaction.transaction_id,
+        dict(totals),
+    )
+
+
+def _move(
+    tenant_id: str,
+    kind: str,
+    source_id: str,
+    authorization_id: str,
+    account_ref: str,
+    amount_minor: int,
+    currency: str,
+    debit: str,
+    credit: str,
+) -> Transaction:
+    transaction = Transaction(
+        tenant_id, transaction_id(kind, source_id), kind, source_id, authorization_id,
+        (
+            Entry(debit, account_ref, DEBIT, amount_minor, currency),
+            Entry(credit, account_ref, CREDIT, amount_minor, currency),
+        ),
+    )  # fmt: skip
+    assert_balanced(transaction)
+    return transaction
+
+
+def posting_for_approval(
+    tenant_id: str, authorization_id: str, account_ref: str, amount_minor: int, currency: str
+) -> Transaction:
+    """approve X: debit customer_balance X, credit reserved_balance X (the hold)."""
+    return _move(tenant_id, KIND_HOLD, authorization_id, authorization_id, account_ref, amount_minor, currency,
+                 CUSTOMER, RESERVED)  # fmt: skip
+
+
+def posting_for_void(
+    tenant_id: str, authorization_id: str, account_ref: str, amount_minor: int, currency: str
+) -> Transaction:
+    """A voided approval releases its whole hold: debit reserved_balance, credit customer_balance."""
+    return _move(tenant_id, KIND_VOID_RELEASE, authorization_id, authorization_id, account_ref, amount_minor,
+                 currency, RESERVED, CUSTOMER)  # fmt: skip

@@ -1,0 +1,120 @@
+"""Decision records as the ledger writer reads them from the shard streams.
+
+authorize.lua and tombstone.lua append two kinds of entry: `decision` (every answer, of any
+outcome) and `void` (a fail-closed answer replaced its own attempt's decision). Parsing is
+strict: an entry that does not parse is a poison message for the dead-letter stream."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+DECISION_RECORD_SCHEMA = 1
+KIND_DECISION = "decision"
+KIND_VOID = "void"
+
+
+class RecordError(ValueError):
+    """The entry is not a decision record we can post; it goes to the dead-letter stream."""
+
+
+@dataclass(frozen=True, slots=True)
+class Merchant:
+    id: str
+    name: str
+    mcc: str
+    country: str
+    city: str
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionRecord:
+    """One stream entry: the request's facts plus the outcome the script recorded."""
+
+    kind: str  # KIND_DECISION or KIND_VOID
+    tenant_id: str
+    authorization_id: str
+    card_id: str
+    amount_minor: int
+    currency: str
+    merchant: Merchant
+    channel: int
+    actor_key_id: str
+    shard: int
+    decision: int
+    reason: int
+    policy_version: int
+    decided_at: datetime
+    exceeded_limit: str
+    attempt: str
+    reserved_buckets: str
+    fingerprint: bytes
+
+
+def _text(fields: dict[bytes, bytes], name: str) -> str:
+    try:
+        return fields[name.encode()].decode()
+    except KeyError:
+        raise RecordError(f"field {name!r} missing") from None
+    except UnicodeDecodeError:
+        raise RecordError(f"field {name!r} is not UTF-8") from None
+
+
+def _int(value: object, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise RecordError(f"field {name!r} is not an integer")
+    try:
+        return int(value)
+    except ValueError:
+        raise RecordError(f"field {name!r} is not an integer") from None
+
+
+def parse_entry(fields: dict[bytes, bytes]) -> DecisionRecord:
+    """A DecisionRecord from a stream entry's fields; raises RecordError if malformed."""
+    kind = _text(fields, "k")
+    if kind not in (KIND_DECISION, KIND_VOID):
+        raise RecordError(f"unknown entry kind {kind!r}")
+    try:
+        payload = json.loads(_text(fields, "p"))
+    except json.JSONDecodeError as error:
+        raise RecordError(f"payload is not JSON: {error}") from None
+    if not isinstance(payload, dict) or payload.get("schema") != DECISION_RECORD_SCHEMA:
+        raise RecordError(f"payload schema is not {DECISION_RECORD_SCHEMA}")
+    try:
+        merchant = payload["merchant"]
+        record = DecisionRecord(
+            kind=kind,
+            tenant_id=str(payload["tenant_id"]),
+            authorization_id=str(payload["authorization_id"]),
+            card_id=str(payload["card_id"]),
+            amount_minor=_int(payload["amount_minor"], "amount_minor"),
+            currency=str(payload["currency"]),
+            merchant=Merchant(
+                str(merchant["id"]),
+                str(merchant["name"]),
+                str(merchant["mcc"]),
+                str(merchant["country"]),
+                str(merchant["city"]),
+            ),
+            channel=_int(payload["channel"], "channel"),
+            actor_key_id=str(payload["actor_key_id"]),
+            shard=_int(payload["shard"], "shard"),
+            decision=_int(_text(fields, "d"), "d"),
+            reason=_int(_text(fields, "r"), "r"),
+            policy_version=_int(_text(fields, "v"), "v"),
+            decided_at=datetime.fromtimestamp(_int(_text(fields, "t"), "t") / 1000, tz=UTC),
+            exceeded_limit=_text(fields, "x"),
+            attempt=_text(fields, "n"),
+            reserved_buckets=_text(fields, "b"),
+            fingerprint=fields.get(b"f", b""),
+        )
+    except (KeyError, TypeError) as error:
+        raise RecordError(f"payload lacks {error}") from None
+    if record.decision not in (1, 2, 3):
+        raise RecordError(f"decision {record.decision} is not APPROVE, DECLINE or REVIEW")
+    if not 0 < record.amount_minor <= 10**13:
+        raise RecordError(f"amount_minor {record.amount_minor} is out of range")
+    if not record.tenant_id or not record.authorization_id:
+        raise RecordError("tenant_id and authorization_id are required")
+    return record

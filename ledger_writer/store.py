@@ -1,0 +1,271 @@
+"""Writes a batch of decision records to Postgres in one transaction: authorization records
+with their rule trace, ledger transactions and entries, and events. Every insert is
+`ON CONFLICT DO NOTHING` on a key derived from the record's source, so writing the same
+batch any number of times leaves the same ledger."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import asyncpg
+
+from authz_server.controls import controls_from_json
+from authz_server.events import (
+    AUTHORIZATION_APPROVED,
+    AUTHORIZATION_DECLINED,
+    AUTHORIZATION_REQUESTED,
+    AUTHORIZATION_REVIEW,
+    AUTHORIZATION_VOIDED,
+    event_id,
+)
+from authz_server.policy import RESPONSE_CODES
+from ledger_writer.evidence import CardAtVersion, rule_trace
+from ledger_writer.postings import Transaction, posting_for_approval, posting_for_void
+from ledger_writer.records import KIND_DECISION, KIND_VOID, DecisionRecord
+from zentra.cards.v1 import types_pb2 as t
+
+STATUS_OF_DECISION = {t.APPROVE: "PENDING", t.DECLINE: "DECLINED", t.REVIEW: "REVIEW"}
+EVENT_OF_DECISION = {
+    t.APPROVE: AUTHORIZATION_APPROVED,
+    t.DECLINE: AUTHORIZATION_DECLINED,
+    t.REVIEW: AUTHORIZATION_REVIEW,
+}
+
+
+@dataclass
+class BatchResult:
+    """What one batch wrote (for metrics); a redelivered record counts zero."""
+
+    authorizations: int = 0
+    postings: dict[str, int] = field(default_factory=dict)
+    events: dict[str, int] = field(default_factory=dict)
+
+
+async def _cards_at_versions(
+    conn: asyncpg.Connection, records: Sequence[DecisionRecord]
+) -> dict[tuple[str, str, int], CardAtVersion]:
+    keys = {(r.tenant_id, r.card_id, r.policy_version) for r in records if r.policy_version > 0}
+    if not keys:
+        return {}
+    tenants, cards, versions = (list(column) for column in zip(*keys, strict=True))
+    rows = await conn.fetch(
+        """SELECT v.tenant_id, v.card_id, v.policy_version, v.state, v.controls, c.account_ref, c.currency
+           FROM unnest($1::text[], $2::text[], $3::bigint[]) AS k(tenant_id, card_id, policy_version)
+           JOIN card_versions v USING (tenant_id, card_id, policy_version)
+           JOIN cards c USING (tenant_id, card_id)""",
+        tenants,
+        cards,
+        versions,
+    )
+    return {
+        (r["tenant_id"], r["card_id"], r["policy_version"]): CardAtVersion(
+            r["account_ref"], r["currency"].strip(), r["state"], controls_from_json(r["controls"])
+        )
+        for r in rows
+    }
+
+
+async def _account_refs(conn: asyncpg.Connection, records: Sequence[DecisionRecord]) -> dict[tuple[str, str], str]:
+    keys = {(r.tenant_id, r.card_id) for r in records}
+    if not keys:
+        return {}
+    tenants, cards = (list(column) for column in zip(*keys, strict=True))
+    rows = await conn.fetch(
+        """SELECT tenant_id, card_id, account_ref FROM cards
+           WHERE (tenant_id, card_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))""",
+        tenants,
+        cards,
+    )
+    return {(r["tenant_id"], r["card_id"]): r["account_ref"] for r in rows}
+
+
+def _merchant_json(record: DecisionRecord) -> str:
+    m = record.merchant
+    return json.dumps({"id": m.id, "name": m.name, "mcc": m.mcc, "country": m.country, "city": m.city})
+
+
+async def _insert_authorizations(
+    conn: asyncpg.Connection,
+    records: Sequence[DecisionRecord],
+    accounts: dict[tuple[str, str], str],
+    cards: dict[tuple[str, str, int], CardAtVersion],
+) -> int:
+    if not records:
+        return 0
+    columns: list[list[object]] = [[] for _ in range(20)]
+    for r in records:
+        voided = r.kind == KIND_VOID
+        decision, reason = (t.DECLINE, t.SYSTEM_UNAVAILABLE) if voided else (r.decision, r.reason)
+        trace = rule_trace(r, cards.get((r.tenant_id, r.card_id, r.policy_version)))
+        row = (
+            r.tenant_id, r.authorization_id, r.card_id, accounts.get((r.tenant_id, r.card_id)), r.amount_minor,
+            r.currency, _merchant_json(r), r.channel, decision, reason, RESPONSE_CODES[reason], r.policy_version,
+            r.exceeded_limit, json.dumps(trace), STATUS_OF_DECISION[decision], r.reserved_buckets, r.fingerprint,
+            r.attempt, r.actor_key_id, r.shard,
+        )  # fmt: skip
+        for column, value in zip(columns, row, strict=True):
+            column.append(value)
+    decided_at = [r.decided_at for r in records]
+    voided_at = [r.decided_at if r.kind == KIND_VOID else None for r in records]
+    inserted = await conn.fetch(
+        """INSERT INTO authorizations (tenant_id, authorization_id, card_id, account_ref, amount_minor, currency,
+               merchant, channel, decision, reason, response_code, policy_version, exceeded_limit, rules, status,
+               reserved_buckets, fingerprint, attempt, actor_key_id, shard, decided_at, voided_at)
+           SELECT a, b, c, d, e, f, g::jsonb, h, i, j, k, l, m, n::jsonb, o, p, q, r, s, u, v, w
+           FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::text[],
+                       $8::smallint[], $9::smallint[], $10::smallint[], $11::text[], $12::bigint[], $13::text[],
+                       $14::text[], $15::text[], $16::text[], $17::bytea[], $18::text[], $19::text[],
+                       $20::integer[], $21::timestamptz[], $22::timestamptz[])
+                AS x(a, b, c, d, e, f, g, h, i, j, k, l, m, n, o, p, q, r, s, u, v, w)
+           ON CONFLICT (tenant_id, authorization_id) DO NOTHING
+           RETURNING authorization_id""",
+        *columns,
+        decided_at,
+        voided_at,
+    )
+    return len(inserted)
+
+
+async def _insert_transactions(conn: asyncpg.Connection, transactions: Sequence[Transaction]) -> dict[str, int]:
+    if not transactions:
+        return {}
+    inserted = await conn.fetch(
+        """INSERT INTO ledger_transactions (tenant_id, transaction_id, kind, source_id, authorization_id)
+           SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])
+           ON CONFLICT DO NOTHING RETURNING tenant_id, transaction_id, kind""",
+        [x.tenant_id for x in transactions],
+        [x.transaction_id for x in transactions],
+        [x.kind for x in transactions],
+        [x.source_id for x in transactions],
+        [x.authorization_id for x in transactions],
+    )
+    fresh = {(r["tenant_id"], r["transaction_id"]) for r in inserted}
+    entries = [
+        (x.tenant_id, x.transaction_id, line, e)
+        for x in transactions
+        if (x.tenant_id, x.transaction_id) in fresh
+        for line, e in enumerate(x.entries, start=1)
+    ]
+    if entries:
+        await conn.execute(
+            """INSERT INTO ledger_entries (tenant_id, transaction_id, line, account, account_ref, direction,
+                   amount_minor, currency)
+               SELECT * FROM unnest($1::text[], $2::text[], $3::smallint[], $4::text[], $5::text[], $6::smallint[],
+                                    $7::bigint[], $8::text[])""",
+            [x[0] for x in entries],
+            [x[1] for x in entries],
+            [x[2] for x in entries],
+            [x[3].account for x in entries],
+            [x[3].account_ref for x in entries],
+            [x[3].direction for x in entries],
+            [x[3].amount_minor for x in entries],
+            [x[3].currency for x in entries],
+        )
+    counts: dict[str, int] = {}
+    for r in inserted:
+        counts[r["kind"]] = counts.get(r["kind"], 0) + 1
+    return counts
+
+
+async def _insert_events(
+    conn: asyncpg.Connection, events: list[tuple[str, str, str, str, dict[str, object], object]]
+) -> dict[str, int]:
+    """events: (tenant_id, type, subject, source, payload, occurred_at)."""
+    if not events:
+        return {}
+    inserted = await conn.fetch(
+        """INSERT INTO events (event_id, tenant_id, type, subject, payload, occurred_at)
+           SELECT a, b, c, d, e::jsonb, f FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[],
+                                                     $6::timestamptz[]) AS x(a, b, c, d, e, f)
+           ON CONFLICT (event_id) DO NOTHING RETURNING type""",
+        [event_id(tenant, kind, subject, source) for tenant, kind, subject, source, _, _ in events],
+        [e[0] for e in events],
+        [e[1] for e in events],
+        [e[2] for e in events],
+        [json.dumps(e[4]) for e in events],
+        [e[5] for e in events],
+    )
+    counts: dict[str, int] = {}
+    for r in inserted:
+        counts[r["type"]] = counts.get(r["type"], 0) + 1
+    return counts
+
+
+def _event_payload(record: DecisionRecord, decision: int, reason: int) -> dict[str, object]:
+    return {
+        "authorization_id": record.authorization_id,
+        "card_id": record.card_id,
+        "amount_minor": record.amount_minor,
+        "currency": record.currency,
+        "merchant": json.loads(_merchant_json(record)),
+        "decision": t.Decision.Name(decision),
+        "reason": t.Reason.Name(reason),
+        "response_code": RESPONSE_CODES[reason],
+        "policy_version": record.policy_version,
+    }
+
+
+async def write_batch(conn: asyncpg.Connection, records: Sequence[DecisionRecord]) -> BatchResult:
+    """Posts `records` (in stream order) in the caller's transaction."""
+    result = BatchResult()
+    decisions = list(
+        {(r.tenant_id, r.authorization_id): r for r in reversed(records) if r.kind == KIND_DECISION}.values()
+    )
+    voids = [r for r in records if r.kind == KIND_VOID]
+    accounts = await _account_refs(conn, records)
+    cards = await _cards_at_versions(conn, decisions)
+    result.authorizations = await _insert_authorizations(conn, decisions, accounts, cards)
+
+    transactions: list[Transaction] = []
+    events: list[tuple[str, str, str, str, dict[str, object], object]] = []
+    for r in decisions:
+        if r.decision == t.APPROVE:
+            account_ref = accounts.get((r.tenant_id, r.card_id))
+            assert account_ref is not None, f"approval {r.authorization_id} of unknown card {r.card_id}"
+            transactions.append(
+                posting_for_approval(r.tenant_id, r.authorization_id, account_ref, r.amount_minor, r.currency)
+            )
+        payload = _event_payload(r, r.decision, r.reason)
+        events.append((r.tenant_id, AUTHORIZATION_REQUESTED, r.authorization_id, "decision", payload, r.decided_at))
+        events.append(
+            (
+                r.tenant_id,
+                EVENT_OF_DECISION[r.decision],
+                r.authorization_id,
+                "decision",
+                payload,
+                r.decided_at,
+            )
+        )
+    result.postings = await _insert_transactions(conn, transactions)
+
+    release: list[Transaction] = []
+    for r in voids:
+        before = await conn.fetchrow(
+            """SELECT decision, voided_at FROM authorizations
+               WHERE tenant_id = $1 AND authorization_id = $2 FOR UPDATE""",
+            r.tenant_id,
+            r.authorization_id,
+        )
+        if before is None:
+            # The decision entry never reached us (dead-lettered): record the fail-closed answer alone.
+            result.authorizations += await _insert_authorizations(conn, [r], accounts, {})
+        elif before["voided_at"] is None:
+            await conn.execute(
+                """UPDATE authorizations SET decision = $3, reason = $4, response_code = $5, status = 'DECLINED',
+                          voided_at = $6, rules = $7::jsonb
+                   WHERE tenant_id = $1 AND authorization_id = $2""",
+                r.tenant_id, r.authorization_id, t.DECLINE, t.SYSTEM_UNAVAILABLE,
+                RESPONSE_CODES[t.SYSTEM_UNAVAILABLE], r.decided_at, json.dumps(rule_trace(r, None)),
+            )  # fmt: skip
+        if before is not None and before["decision"] == t.APPROVE:
+            account_ref = accounts[(r.tenant_id, r.card_id)]
+            release.append(posting_for_void(r.tenant_id, r.authorization_id, account_ref, r.amount_minor, r.currency))
+        payload = _event_payload(r, t.DECLINE, t.SYSTEM_UNAVAILABLE)
+        events.append((r.tenant_id, AUTHORIZATION_VOIDED, r.authorization_id, "void", payload, r.decided_at))
+    for kind, count in (await _insert_transactions(conn, release)).items():
+        result.postings[kind] = result.postings.get(kind, 0) + count
+    result.events = await _insert_events(conn, events)
+    return result
