@@ -1,15 +1,64 @@
-"""`ledger-writer` / `python -m ledger_writer`. The consumer, postings and store arrive with
-issue #3; until then the entry point says so and exits non-zero, so nothing mistakes it for
-a running writer."""
+"""`ledger-writer` / `python -m ledger_writer`: post decision records to the Postgres ledger
+until SIGTERM or SIGINT. Ready when LEDGER_METRICS_PORT answers."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+import signal
 import sys
+
+import asyncpg
+import redis.asyncio as aioredis
+import uvloop
+from prometheus_client import start_http_server
+
+from authz_server import logs
+from authz_server.config import ConfigError
+from authz_server.store.migrate import migrate
+from ledger_writer.config import LedgerSettings
+from ledger_writer.consumer import LedgerWriter
+
+log = logging.getLogger("ledger_writer")
+
+
+async def serve(settings: LedgerSettings) -> None:
+    pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=settings.pg_pool_size_max)
+    assert pool is not None
+    async with pool.acquire() as conn:
+        await migrate(conn)
+    redis = aioredis.Redis.from_url(settings.redis_url, socket_connect_timeout=1.0, socket_timeout=5.0)
+    writer = LedgerWriter(settings, redis, pool)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await writer.ensure_groups()
+    if settings.metrics_port:
+        start_http_server(settings.metrics_port, addr=settings.metrics_addr)
+    log.info("ledger-writer %s consuming %d shard streams", writer.consumer, len(writer.streams))
+    lag = asyncio.create_task(writer.run_lag_gauges())
+    try:
+        await writer.run(stop)
+    finally:
+        lag.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await lag
+        await redis.aclose()
+        await pool.close()
+        log.info("ledger-writer stopped")
 
 
 def main() -> int:
-    print("ledger-writer: not built yet (issue #3); decisions wait in the Redis streams", file=sys.stderr)
-    return 2
+    try:
+        settings = LedgerSettings.from_env()
+    except ConfigError as error:
+        print(f"ledger-writer: configuration error: {error}", file=sys.stderr)
+        return 2
+    logs.configure(settings.log_format, settings.log_level, "ledger-writer")
+    uvloop.run(serve(settings))
+    return 0
 
 
 if __name__ == "__main__":

@@ -12,7 +12,15 @@ import pytest
 
 from authz_server.clock import SettableClock
 from tests.support.api import Api, TenantKeys
-from tests.support.stack import EPOCH_MS, Backing, ThreadedServer, backing_services, server_settings
+from tests.support.stack import (
+    EPOCH_MS,
+    Backing,
+    Ledger,
+    ThreadedServer,
+    backing_services,
+    ledger_settings,
+    server_settings,
+)
 
 
 @pytest.fixture(scope="session")
@@ -53,3 +61,11 @@ def api(server: ThreadedServer) -> Iterator[Api]:
 @pytest.fixture
 def tenant(api: Api) -> TenantKeys:
     return api.new_tenant()
+
+
+@pytest.fixture(scope="session")
+def ledger(server: ThreadedServer, backing: Backing) -> Iterator[Ledger]:
+    """The ledger writer, posting on demand (`ledger.drain()`) on the server's event loop."""
+    writer = Ledger(server, ledger_settings(backing))
+    yield writer
+    writer.close()

@@ -19,12 +19,15 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import asyncpg
+import redis.asyncio as aioredis
 import uvloop
 
 from authz_server.clock import SettableClock
 from authz_server.config import Settings
 from authz_server.server import AuthzServer
 from devstack.embedded import EmbeddedPostgres, EmbeddedRedis
+from ledger_writer.config import LedgerSettings
+from ledger_writer.consumer import LedgerWriter
 
 ADMIN_TOKEN = "test-admin-token-" + secrets.token_hex(8)
 # 2026-03-18T12:00:00Z, a Wednesday: tests move the clock from here.
@@ -139,3 +142,41 @@ def wait_until(predicate, timeout_s: float = 10.0, interval_s: float = 0.05) -> 
             return True
         time.sleep(interval_s)
     return bool(predicate())
+
+
+def ledger_settings(backing: Backing, **overrides: object) -> LedgerSettings:
+    settings = LedgerSettings(
+        redis_url=backing.redis_url,
+        database_url=backing.database_url,
+        key_prefix=backing.key_prefix,
+        metrics_port=0,
+        claim_idle_ms=1000,
+    )
+    return replace(settings, **overrides)  # type: ignore[arg-type]
+
+
+class Ledger:
+    """A LedgerWriter driven by the test on the server's event loop: `drain()` posts
+    everything the streams hold now."""
+
+    def __init__(self, server: ThreadedServer, settings: LedgerSettings) -> None:
+        self.server = server
+        self.settings = settings
+        self.writer = server.call(self._create())
+
+    async def _create(self) -> LedgerWriter:
+        pool = await asyncpg.create_pool(self.settings.database_url, min_size=1, max_size=4)
+        redis = aioredis.Redis.from_url(self.settings.redis_url)
+        writer = LedgerWriter(self.settings, redis, pool)
+        await writer.ensure_groups()
+        return writer
+
+    def drain(self) -> int:
+        return int(self.server.call(self.writer.drain(), 120))
+
+    def fetch(self, sql: str, *args: object) -> list[asyncpg.Record]:
+        return list(self.server.call(self.writer.pool.fetch(sql, *args)))
+
+    def close(self) -> None:
+        self.server.call(self.writer.redis.aclose())
+        self.server.call(self.writer.pool.close())

@@ -1,0 +1,256 @@
+"""The ledger writer's loop: read decision records from every shard stream through one
+consumer group, post them in batches (one Postgres transaction each), and only then
+acknowledge and delete them.
+
+- At-least-once: an entry is acknowledged (and deleted) only after its batch committed, so a
+  crash redelivers it; posting is idempotent, so a redelivery changes nothing.
+- A restarted writer (same LEDGER_WRITER_SLOT, same consumer name) first re-reads its own
+  pending entries; entries pending at a consumer idle for LEDGER_CLAIM_IDLE_MS are claimed.
+- Several writers share the streams through the group: each entry goes to one of them.
+- An entry that cannot be parsed, or whose posting the database refuses, goes to the
+  dead-letter stream with the error and is acknowledged; it never blocks the rest.
+- Postgres or Redis unavailable: the batch is retried with backoff and nothing is
+  acknowledged until it commits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+
+import asyncpg
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError, ResponseError
+
+from authz_server.redis_state.keys import Keyspace
+from authz_server.services.rpc import DEPENDENCY_ERRORS
+from ledger_writer import metrics
+from ledger_writer.config import LedgerSettings
+from ledger_writer.records import DecisionRecord, RecordError, parse_entry
+from ledger_writer.store import BatchResult, write_batch
+
+log = logging.getLogger(__name__)
+
+GROUP = "ledger"
+CLAIM_COUNT_MAX = 500  # entries one XAUTOCLAIM call may return
+LAG_REFRESH_INTERVAL_S = 1.0  # how often the lag gauges are refreshed
+RETRY_BACKOFF_MIN_S = 0.05
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    stream: str
+    entry_id: bytes
+    fields: dict[bytes, bytes] | None  # None: deleted while pending
+
+
+def dead_letter_stream(keyspace: Keyspace) -> str:
+    return f"{keyspace.prefix}:deadletter"
+
+
+class LedgerWriter:
+    def __init__(self, settings: LedgerSettings, redis: aioredis.Redis, pool: asyncpg.Pool) -> None:
+        self.settings = settings
+        self.redis = redis
+        self.pool = pool
+        self.keyspace = Keyspace(settings.key_prefix, settings.shard_count)
+        self.streams = self.keyspace.streams()
+        self.consumer = f"writer-{settings.writer_slot}"
+        self.dead_letter = dead_letter_stream(self.keyspace)
+        self._per_stream_count = max(1, settings.batch_count_max // len(self.streams))
+
+    async def ensure_groups(self) -> None:
+        """Creates the consumer group on every shard stream (from the start of the stream)."""
+        for stream in self.streams:
+            try:
+                await self.redis.xgroup_create(stream, GROUP, id="0", mkstream=True)
+            except ResponseError as error:
+                if "BUSYGROUP" not in str(error):
+                    raise
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Posts until `stop` is set; returns after the batch in hand is posted."""
+        await self._with_retry(self.ensure_groups, stop, "redis")
+        while not stop.is_set():  # this consumer's own pending entries first (after a restart)
+            pending = await self._with_retry(lambda: self._read("0"), stop, "redis")
+            if not pending:
+                break
+            await self.post(pending, stop)
+        next_claim = 0.0
+        while not stop.is_set():
+            batch = await self._with_retry(self._read_batch, stop, "redis") or []
+            if time.monotonic() >= next_claim:
+                batch += await self._with_retry(self._claim_idle, stop, "redis") or []
+                next_claim = time.monotonic() + self.settings.claim_idle_ms / 2000
+            if batch:
+                await self.post(batch, stop)
+
+    async def drain(self) -> int:
+        """Posts every entry available now (pending ones first), then returns how many it took.
+        For tests, tools and catching up; `run` is the long-lived loop."""
+        stop = asyncio.Event()
+        taken = 0
+        for start in ("0", ">"):
+            while True:
+                batch = await self._read(start)
+                if not batch:
+                    break
+                await self.post(batch, stop)
+                taken += len(batch)
+        return taken
+
+    async def _read(self, start: str, block_ms: int | None = None) -> list[Entry]:
+        reply = await self.redis.xreadgroup(
+            GROUP, self.consumer, dict.fromkeys(self.streams, start), count=self._per_stream_count, block=block_ms
+        )
+        return [
+            Entry(stream.decode() if isinstance(stream, bytes) else stream, entry_id, fields or None)
+            for stream, entries in reply or []
+            for entry_id, fields in entries
+        ]
+
+    async def _read_batch(self) -> list[Entry]:
+        """New entries until the batch is full or batch_wait_ms passed since the first one."""
+        batch = await self._read(">", block_ms=self.settings.batch_wait_ms)
+        deadline = time.monotonic() + self.settings.batch_wait_ms / 1000
+        while batch and len(batch) < self.settings.batch_count_max:
+            remaining_ms = int((deadline - time.monotonic()) * 1000)
+            if remaining_ms <= 0:
+                break
+            more = await self._read(">", block_ms=remaining_ms)
+            if not more:
+                break
+            batch += more
+        return batch
+
+    async def _claim_idle(self) -> list[Entry]:
+        """Entries pending too long at other consumers, taken over (XAUTOCLAIM until 0-0)."""
+        claimed: list[Entry] = []
+        for stream in self.streams:
+            cursor: bytes | str = "0-0"
+            while len(claimed) < self.settings.batch_count_max:
+                reply = await self.redis.xautoclaim(
+                    stream, GROUP, self.consumer, self.settings.claim_idle_ms, start_id=cursor, count=CLAIM_COUNT_MAX
+                )
+                cursor, entries = reply[0], reply[1]
+                claimed += [Entry(stream, entry_id, fields or None) for entry_id, fields in entries]
+                if cursor in (b"0-0", "0-0"):
+                    break
+        if claimed:
+            metrics.CLAIMED.inc(len(claimed))
+            log.info("claimed %d idle entries", len(claimed))
+        return claimed
+
+    async def post(self, batch: list[Entry], stop: asyncio.Event) -> None:
+        """Posts one batch: dead-letters what cannot be parsed, commits the rest (retrying while
+        a dependency is down), then acknowledges and deletes every entry of the batch."""
+        records: list[tuple[Entry, DecisionRecord]] = []
+        poison: list[tuple[Entry, str]] = []
+        for entry in batch:
+            if entry.fields is None:
+                continue  # deleted while pending: acknowledged below, nothing to post
+            try:
+                records.append((entry, parse_entry(entry.fields)))
+            except RecordError as error:
+                poison.append((entry, f"unparseable: {error}"))
+        if records:
+            refused = await self._with_retry(lambda: self._commit(records), stop, "postgres")
+            if refused is None:
+                return  # stopping while a dependency is down: leave the batch pending
+            poison += refused
+        if poison:
+            await self._with_retry(lambda: self._dead_letter(poison), stop, "redis")
+        await self._with_retry(lambda: self._ack(batch), stop, "redis")
+
+    async def _commit(self, records: list[tuple[Entry, DecisionRecord]]) -> list[tuple[Entry, str]]:
+        """Writes the batch in one transaction. If the database refuses it (not a connection
+        problem), writes the records one by one and returns those it refused, with why."""
+        try:
+            await self._write([r for _, r in records])
+            return []
+        except DEPENDENCY_ERRORS:
+            raise
+        except asyncpg.PostgresError:
+            log.warning("batch of %d refused; posting one by one to isolate the poison", len(records))
+        refused: list[tuple[Entry, str]] = []
+        for entry, record in records:
+            try:
+                await self._write([record])
+            except DEPENDENCY_ERRORS:
+                raise
+            except (asyncpg.PostgresError, AssertionError) as error:
+                refused.append((entry, f"refused by the ledger: {type(error).__name__}: {error}"))
+        return refused
+
+    async def _write(self, records: list[DecisionRecord]) -> None:
+        started = time.perf_counter()
+        async with self.pool.acquire() as conn, conn.transaction():
+            result: BatchResult = await write_batch(conn, records)
+        metrics.COMMIT_SECONDS.observe(time.perf_counter() - started)
+        metrics.BATCH_SIZE.observe(len(records))
+        metrics.AUTHORIZATIONS.inc(result.authorizations)
+        for kind, count in result.postings.items():
+            metrics.POSTINGS.labels(kind).inc(count)
+        for kind, count in result.events.items():
+            metrics.EVENTS.labels(kind).inc(count)
+
+    async def _dead_letter(self, poison: list[tuple[Entry, str]]) -> None:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for entry, error in poison:
+                fields: dict[bytes | str, bytes | str] = {
+                    "stream": entry.stream,
+                    "entry_id": entry.entry_id,
+                    "error": error[:1000],
+                }
+                fields.update({b"orig:" + k: v for k, v in (entry.fields or {}).items()})
+                pipe.xadd(self.dead_letter, fields)  # type: ignore[arg-type]
+            await pipe.execute()
+        metrics.DEAD_LETTERS.inc(len(poison))
+        for entry, error in poison:
+            log.error("dead-lettered %s %s: %s", entry.stream, entry.entry_id.decode(), error)
+
+    async def _ack(self, batch: list[Entry]) -> None:
+        """Acknowledges and deletes posted entries: only acknowledged entries ever leave a stream."""
+        ids: dict[str, list[bytes]] = defaultdict(list)
+        for entry in batch:
+            ids[entry.stream].append(entry.entry_id)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for stream, entry_ids in ids.items():
+                pipe.xack(stream, GROUP, *entry_ids)
+                pipe.xdel(stream, *entry_ids)
+            await pipe.execute()
+
+    async def _with_retry(self, operation, stop: asyncio.Event, dependency: str):  # type: ignore[no-untyped-def]
+        """Runs `operation` until it succeeds, backing off while a dependency is down; returns
+        None if `stop` is set before it could."""
+        backoff_s = RETRY_BACKOFF_MIN_S
+        while True:
+            try:
+                return await operation()
+            except (*DEPENDENCY_ERRORS, RedisError) as error:
+                if stop.is_set():
+                    return None
+                metrics.RETRIES.labels(dependency).inc()
+                log.warning("%s unavailable (%s); retrying in %.2fs", dependency, type(error).__name__, backoff_s)
+                await asyncio.sleep(backoff_s)
+                backoff_s = min(backoff_s * 2, self.settings.retry_backoff_max_ms / 1000)
+
+    async def refresh_lag(self) -> None:
+        """Sets the lag gauges: a stream holds exactly the entries not yet posted and acknowledged."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for stream in self.streams:
+                pipe.xlen(stream)
+            lengths = await pipe.execute()
+        for shard, length in enumerate(lengths):
+            metrics.LAG.labels(str(shard)).set(length)
+
+    async def run_lag_gauges(self) -> None:
+        while True:
+            try:
+                await self.refresh_lag()
+            except (RedisError, OSError):
+                pass
+            await asyncio.sleep(LAG_REFRESH_INTERVAL_S)
