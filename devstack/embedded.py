@@ -112,6 +112,9 @@ class EmbeddedPostgres:
         pg_ctl = _commands.create_command_function("pg_ctl")
         with contextlib.suppress(subprocess.CalledProcessError):
             pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.data_dir, user=self._server.system_user)
+        # Release pgserver's handle (cleanup_mode=None: it stops nothing) so that a later
+        # start() runs the server again instead of returning the cached, stopped handle.
+        self._server.cleanup()
         self._server = None
 
 
