@@ -19,7 +19,9 @@ import asyncio
 import logging
 import time
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import asyncpg
 import redis.asyncio as aioredis
@@ -35,6 +37,9 @@ from ledger_writer.store import BatchResult, write_batch
 log = logging.getLogger(__name__)
 
 GROUP = "ledger"
+# Failures that mean "a dependency is down": retry, acknowledge nothing.
+RETRYABLE: tuple[type[BaseException], ...] = (*DEPENDENCY_ERRORS, RedisError)
+T = TypeVar("T")
 CLAIM_COUNT_MAX = 500  # entries one XAUTOCLAIM call may return
 LAG_REFRESH_INTERVAL_S = 1.0  # how often the lag gauges are refreshed
 RETRY_BACKOFF_MIN_S = 0.05
@@ -103,7 +108,7 @@ class LedgerWriter:
         return taken
 
     async def _read(self, start: str, block_ms: int | None = None) -> list[Entry]:
-        reply = await self.redis.xreadgroup(
+        reply: Any = await self.redis.xreadgroup(
             GROUP, self.consumer, dict.fromkeys(self.streams, start), count=self._per_stream_count, block=block_ms
         )
         return [
@@ -223,14 +228,16 @@ class LedgerWriter:
                 pipe.xdel(stream, *entry_ids)
             await pipe.execute()
 
-    async def _with_retry(self, operation, stop: asyncio.Event, dependency: str):  # type: ignore[no-untyped-def]
+    async def _with_retry(
+        self, operation: Callable[[], Awaitable[T]], stop: asyncio.Event, dependency: str
+    ) -> T | None:
         """Runs `operation` until it succeeds, backing off while a dependency is down; returns
         None if `stop` is set before it could."""
         backoff_s = RETRY_BACKOFF_MIN_S
         while True:
             try:
                 return await operation()
-            except (*DEPENDENCY_ERRORS, RedisError) as error:
+            except RETRYABLE as error:
                 if stop.is_set():
                     return None
                 metrics.RETRIES.labels(dependency).inc()

@@ -26,8 +26,8 @@ from ledger_writer.postings import Transaction, posting_for_approval, posting_fo
 from ledger_writer.records import KIND_DECISION, KIND_VOID, DecisionRecord
 from zentra.cards.v1 import types_pb2 as t
 
-STATUS_OF_DECISION = {t.APPROVE: "PENDING", t.DECLINE: "DECLINED", t.REVIEW: "REVIEW"}
-EVENT_OF_DECISION = {
+STATUS_OF_DECISION: dict[int, str] = {t.APPROVE: "PENDING", t.DECLINE: "DECLINED", t.REVIEW: "REVIEW"}
+EVENT_OF_DECISION: dict[int, str] = {
     t.APPROVE: AUTHORIZATION_APPROVED,
     t.DECLINE: AUTHORIZATION_DECLINED,
     t.REVIEW: AUTHORIZATION_REVIEW,
