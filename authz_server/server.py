@@ -30,6 +30,7 @@ from authz_server.redis_state.keys import Keyspace
 from authz_server.redis_state.scripts import Scripts
 from authz_server.services.authorization import AuthorizationService
 from authz_server.services.cards import CardService
+from authz_server.services.ledger import LedgerService
 from authz_server.services.rpc import InFlight, RpcContext
 from authz_server.services.tenants import TenantService
 from authz_server.store import tenants as tenant_store
@@ -40,6 +41,8 @@ from zentra.cards.v1 import (
     authorization_pb2_grpc,
     card_pb2,
     card_pb2_grpc,
+    ledger_pb2,
+    ledger_pb2_grpc,
     tenant_pb2,
     tenant_pb2_grpc,
 )
@@ -56,6 +59,7 @@ REDIS_CONNECT_TIMEOUT_S = 1.0  # a connection attempt slower than this fails (an
 SERVICE_NAMES = (
     authorization_pb2.DESCRIPTOR.services_by_name["AuthorizationService"].full_name,
     card_pb2.DESCRIPTOR.services_by_name["CardService"].full_name,
+    ledger_pb2.DESCRIPTOR.services_by_name["LedgerService"].full_name,
     tenant_pb2.DESCRIPTOR.services_by_name["TenantService"].full_name,
 )
 
@@ -114,7 +118,11 @@ class AuthzServer:
         ]
         server = grpc.aio.server(options=options, maximum_concurrent_rpcs=s.max_concurrent_rpcs)
         authorization_pb2_grpc.add_AuthorizationServiceServicer_to_server(
-            AuthorizationService(rpc_context, self.decider), server
+            AuthorizationService(rpc_context, self.decider, self.pool, self.redis, self.keyspace, admin_timeout_s),
+            server,
+        )
+        ledger_pb2_grpc.add_LedgerServiceServicer_to_server(
+            LedgerService(rpc_context, self.pool, admin_timeout_s), server
         )
         card_pb2_grpc.add_CardServiceServicer_to_server(
             CardService(rpc_context, self.pool, self.scripts, self.keyspace, admin_timeout_s), server

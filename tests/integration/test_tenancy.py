@@ -11,7 +11,7 @@ import pytest
 
 from tests.support.api import Api, TenantKeys, bearer, new_id
 from tests.support.stack import ADMIN_TOKEN, ThreadedServer
-from zentra.cards.v1 import authorization_pb2, card_pb2, tenant_pb2
+from zentra.cards.v1 import authorization_pb2, card_pb2, ledger_pb2, ledger_pb2_grpc, tenant_pb2
 from zentra.cards.v1 import types_pb2 as t
 
 SVC = "/zentra.cards.v1."
@@ -135,6 +135,25 @@ def _approved(scene: Scene, response: object) -> None:
     assert usage(scene.server, scene.tenant.tenant_id, scene.card.card_id) != {}
 
 
+def _authorized_by_the_processor(scene: Scene) -> None:
+    """GetAuthorization's subject: made by the tenant's PROCESSOR key, which may therefore read it."""
+    response = scene.api.authz.Authorize(scene.authorize_request, metadata=bearer(scene.tenant.processor))
+    assert response.decision == t.APPROVE
+
+
+def _the_authorization(scene: Scene, response: object) -> None:
+    assert isinstance(response, authorization_pb2.Authorization)
+    request = scene.authorize_request
+    assert (response.authorization_id, response.decision, response.amount_minor) == (
+        request.authorization_id, t.APPROVE, request.amount_minor,
+    ), f"GetAuthorization answered {response}, not the authorization"  # fmt: skip
+
+
+def _balances(scene: Scene, response: object) -> None:
+    assert isinstance(response, ledger_pb2.AccountBalances)
+    assert response.account_ref == scene.card.account_ref, f"GetAccountBalances answered {response}"
+
+
 METHODS = [
     Method(
         "TenantService/CreateTenant",
@@ -194,6 +213,26 @@ METHODS = [
         lambda s, md: s.api.authz.Authorize(s.authorize_request, metadata=md),
         _approved,
         _nothing_authorized,
+    ),
+    Method(
+        "AuthorizationService/GetAuthorization",
+        frozenset({"ADMIN", "OPERATOR", "PROCESSOR"}),
+        lambda s, md: s.api.authz.GetAuthorization(
+            authorization_pb2.GetAuthorizationRequest(authorization_id=s.authorize_request.authorization_id),
+            metadata=md,
+        ),
+        _the_authorization,
+        lambda s: None,  # a read changes nothing either way
+        prepare=_authorized_by_the_processor,
+    ),
+    Method(
+        "LedgerService/GetAccountBalances",
+        frozenset({"ADMIN", "OPERATOR"}),
+        lambda s, md: ledger_pb2_grpc.LedgerServiceStub(s.api.channel).GetAccountBalances(
+            ledger_pb2.GetAccountBalancesRequest(account_ref=s.card.account_ref), metadata=md
+        ),
+        _balances,
+        lambda s: None,  # a read changes nothing either way
     ),
 ]  # fmt: skip
 CALLERS = ["PROCESSOR", "OPERATOR", "ADMIN", "BOOTSTRAP"]

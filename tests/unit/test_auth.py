@@ -301,12 +301,21 @@ ALLOWED = {
     "CardService/UnfreezeCard": {t.ADMIN, t.OPERATOR},
     "CardService/CloseCard": {t.ADMIN},
     "AuthorizationService/Authorize": {t.ADMIN, t.PROCESSOR},
+    # A PROCESSOR reads only what it authorized; the handler enforces that (integration tests).
+    "AuthorizationService/GetAuthorization": {t.ADMIN, t.OPERATOR, t.PROCESSOR},
+    "LedgerService/GetAccountBalances": {t.ADMIN, t.OPERATOR},
 }
 
 
 def test_method_roles_table_matches_design():
     for method, roles in ALLOWED.items():
         assert METHOD_ROLES.get(SVC + method) == roles, f"DESIGN §3: {method} is for {sorted(roles)}"
+
+
+def test_role_matrix_covers_every_method_in_the_table():
+    assert set(METHOD_ROLES) == {SVC + method for method in ALLOWED}, (
+        "every RPC in the roles table must have a row in ALLOWED, so the matrix below checks it"
+    )
 
 
 @pytest.mark.parametrize("method", sorted(ALLOWED))

@@ -41,6 +41,7 @@ CREATE TABLE ledger_transactions (
     PRIMARY KEY (tenant_id, transaction_id),
     UNIQUE (tenant_id, kind, source_id)
 );
+CREATE INDEX ledger_transactions_authorization ON ledger_transactions (tenant_id, authorization_id);
 
 CREATE TABLE ledger_entries (
     tenant_id       text NOT NULL,
@@ -55,6 +56,7 @@ CREATE TABLE ledger_entries (
     FOREIGN KEY (tenant_id, transaction_id) REFERENCES ledger_transactions (tenant_id, transaction_id)
 );
 CREATE INDEX ledger_entries_account ON ledger_entries (tenant_id, account_ref, currency);
+CREATE INDEX ledger_entries_tenant_account ON ledger_entries (tenant_id, account, currency);
 
 -- A ledger transaction balances per currency (sum of debits = sum of credits). Checked at
 -- commit, when all its entries are in: a deferred constraint trigger, since a CHECK sees one row.

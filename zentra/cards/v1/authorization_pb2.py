@@ -23,10 +23,11 @@ _sym_db = _symbol_database.Default()
 
 
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from zentra.cards.v1 import ledger_pb2 as zentra_dot_cards_dot_v1_dot_ledger__pb2
 from zentra.cards.v1 import types_pb2 as zentra_dot_cards_dot_v1_dot_types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#zentra/cards/v1/authorization.proto\x12\x0fzentra.cards.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1bzentra/cards/v1/types.proto\"\xbd\x01\n\x10\x41uthorizeRequest\x12\x18\n\x10\x61uthorization_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63\x61rd_id\x18\x02 \x01(\t\x12\x14\n\x0c\x61mount_minor\x18\x03 \x01(\x03\x12\x10\n\x08\x63urrency\x18\x04 \x01(\t\x12+\n\x08merchant\x18\x05 \x01(\x0b\x32\x19.zentra.cards.v1.Merchant\x12)\n\x07\x63hannel\x18\x06 \x01(\x0e\x32\x18.zentra.cards.v1.Channel\"\xa9\x02\n\x11\x41uthorizeResponse\x12\x18\n\x10\x61uthorization_id\x18\x01 \x01(\t\x12+\n\x08\x64\x65\x63ision\x18\x02 \x01(\x0e\x32\x19.zentra.cards.v1.Decision\x12\'\n\x06reason\x18\x03 \x01(\x0e\x32\x17.zentra.cards.v1.Reason\x12\x15\n\rresponse_code\x18\x04 \x01(\t\x12\x10\n\x08replayed\x18\x05 \x01(\x08\x12\x16\n\x0epolicy_version\x18\x06 \x01(\x03\x12.\n\ndecided_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x33\n\x0e\x65xceeded_limit\x18\x08 \x01(\x0b\x32\x1b.zentra.cards.v1.SpendLimit2j\n\x14\x41uthorizationService\x12R\n\tAuthorize\x12!.zentra.cards.v1.AuthorizeRequest\x1a\".zentra.cards.v1.AuthorizeResponseB\x19Z\x17zentra/cards/v1;cardsv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#zentra/cards/v1/authorization.proto\x12\x0fzentra.cards.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1czentra/cards/v1/ledger.proto\x1a\x1bzentra/cards/v1/types.proto\"\xbd\x01\n\x10\x41uthorizeRequest\x12\x18\n\x10\x61uthorization_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63\x61rd_id\x18\x02 \x01(\t\x12\x14\n\x0c\x61mount_minor\x18\x03 \x01(\x03\x12\x10\n\x08\x63urrency\x18\x04 \x01(\t\x12+\n\x08merchant\x18\x05 \x01(\x0b\x32\x19.zentra.cards.v1.Merchant\x12)\n\x07\x63hannel\x18\x06 \x01(\x0e\x32\x18.zentra.cards.v1.Channel\"\xa9\x02\n\x11\x41uthorizeResponse\x12\x18\n\x10\x61uthorization_id\x18\x01 \x01(\t\x12+\n\x08\x64\x65\x63ision\x18\x02 \x01(\x0e\x32\x19.zentra.cards.v1.Decision\x12\'\n\x06reason\x18\x03 \x01(\x0e\x32\x17.zentra.cards.v1.Reason\x12\x15\n\rresponse_code\x18\x04 \x01(\t\x12\x10\n\x08replayed\x18\x05 \x01(\x08\x12\x16\n\x0epolicy_version\x18\x06 \x01(\x03\x12.\n\ndecided_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x33\n\x0e\x65xceeded_limit\x18\x08 \x01(\x0b\x32\x1b.zentra.cards.v1.SpendLimit\"3\n\x17GetAuthorizationRequest\x12\x18\n\x10\x61uthorization_id\x18\x01 \x01(\t\":\n\nRuleResult\x12\x0c\n\x04rule\x18\x01 \x01(\t\x12\x0e\n\x06passed\x18\x02 \x01(\x08\x12\x0e\n\x06\x64\x65tail\x18\x03 \x01(\t\"\x95\x05\n\rAuthorization\x12\x18\n\x10\x61uthorization_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63\x61rd_id\x18\x02 \x01(\t\x12\x11\n\ttenant_id\x18\x03 \x01(\t\x12\x14\n\x0c\x61mount_minor\x18\x04 \x01(\x03\x12\x10\n\x08\x63urrency\x18\x05 \x01(\t\x12+\n\x08merchant\x18\x06 \x01(\x0b\x32\x19.zentra.cards.v1.Merchant\x12)\n\x07\x63hannel\x18\x07 \x01(\x0e\x32\x18.zentra.cards.v1.Channel\x12+\n\x08\x64\x65\x63ision\x18\x08 \x01(\x0e\x32\x19.zentra.cards.v1.Decision\x12\'\n\x06reason\x18\t \x01(\x0e\x32\x17.zentra.cards.v1.Reason\x12\x15\n\rresponse_code\x18\n \x01(\t\x12\x16\n\x0epolicy_version\x18\x0b \x01(\x03\x12.\n\ndecided_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12*\n\x05rules\x18\r \x03(\x0b\x32\x1b.zentra.cards.v1.RuleResult\x12\x34\n\x0eledger_entries\x18\x0e \x03(\x0b\x32\x1c.zentra.cards.v1.LedgerEntry\x12\x0e\n\x06posted\x18\x0f \x01(\x08\x12\x0e\n\x06status\x18\x10 \x01(\t\x12\x33\n\x0e\x65xceeded_limit\x18\x11 \x01(\x0b\x32\x1b.zentra.cards.v1.SpendLimit\x12/\n\x0brecorded_at\x18\x12 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0c\x61\x63tor_key_id\x18\x13 \x01(\t\x12\x13\n\x0b\x61\x63\x63ount_ref\x18\x14 \x01(\t2\xc8\x01\n\x14\x41uthorizationService\x12R\n\tAuthorize\x12!.zentra.cards.v1.AuthorizeRequest\x1a\".zentra.cards.v1.AuthorizeResponse\x12\\\n\x10GetAuthorization\x12(.zentra.cards.v1.GetAuthorizationRequest\x1a\x1e.zentra.cards.v1.AuthorizationB\x19Z\x17zentra/cards/v1;cardsv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,10 +35,16 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'zentra.cards.v1.authorizati
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'Z\027zentra/cards/v1;cardsv1'
-  _globals['_AUTHORIZEREQUEST']._serialized_start=119
-  _globals['_AUTHORIZEREQUEST']._serialized_end=308
-  _globals['_AUTHORIZERESPONSE']._serialized_start=311
-  _globals['_AUTHORIZERESPONSE']._serialized_end=608
-  _globals['_AUTHORIZATIONSERVICE']._serialized_start=610
-  _globals['_AUTHORIZATIONSERVICE']._serialized_end=716
+  _globals['_AUTHORIZEREQUEST']._serialized_start=149
+  _globals['_AUTHORIZEREQUEST']._serialized_end=338
+  _globals['_AUTHORIZERESPONSE']._serialized_start=341
+  _globals['_AUTHORIZERESPONSE']._serialized_end=638
+  _globals['_GETAUTHORIZATIONREQUEST']._serialized_start=640
+  _globals['_GETAUTHORIZATIONREQUEST']._serialized_end=691
+  _globals['_RULERESULT']._serialized_start=693
+  _globals['_RULERESULT']._serialized_end=751
+  _globals['_AUTHORIZATION']._serialized_start=754
+  _globals['_AUTHORIZATION']._serialized_end=1415
+  _globals['_AUTHORIZATIONSERVICE']._serialized_start=1418
+  _globals['_AUTHORIZATIONSERVICE']._serialized_end=1618
 # @@protoc_insertion_point(module_scope)

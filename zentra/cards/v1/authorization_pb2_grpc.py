@@ -39,6 +39,11 @@ class AuthorizationServiceStub:
                 request_serializer=zentra_dot_cards_dot_v1_dot_authorization__pb2.AuthorizeRequest.SerializeToString,
                 response_deserializer=zentra_dot_cards_dot_v1_dot_authorization__pb2.AuthorizeResponse.FromString,
                 _registered_method=True)
+        self.GetAuthorization = channel.unary_unary(
+                '/zentra.cards.v1.AuthorizationService/GetAuthorization',
+                request_serializer=zentra_dot_cards_dot_v1_dot_authorization__pb2.GetAuthorizationRequest.SerializeToString,
+                response_deserializer=zentra_dot_cards_dot_v1_dot_authorization__pb2.Authorization.FromString,
+                _registered_method=True)
 
 
 class AuthorizationServiceServicer:
@@ -55,6 +60,17 @@ class AuthorizationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetAuthorization(self, request, context):
+        """ADMIN, OPERATOR; a PROCESSOR key only for authorizations that same key made. One
+        authorization of the caller's tenant with its rule trace and every ledger entry posted for
+        it. Once the ledger writer has recorded it the answer comes from Postgres (posted = true);
+        before that, from the replay record in Redis (posted = false: no rules, no ledger entries).
+        An unknown id, another tenant's, or (for a PROCESSOR) another key's is NOT_FOUND.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AuthorizationServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -62,6 +78,11 @@ def add_AuthorizationServiceServicer_to_server(servicer, server):
                     servicer.Authorize,
                     request_deserializer=zentra_dot_cards_dot_v1_dot_authorization__pb2.AuthorizeRequest.FromString,
                     response_serializer=zentra_dot_cards_dot_v1_dot_authorization__pb2.AuthorizeResponse.SerializeToString,
+            ),
+            'GetAuthorization': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetAuthorization,
+                    request_deserializer=zentra_dot_cards_dot_v1_dot_authorization__pb2.GetAuthorizationRequest.FromString,
+                    response_serializer=zentra_dot_cards_dot_v1_dot_authorization__pb2.Authorization.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -91,6 +112,33 @@ class AuthorizationService:
             '/zentra.cards.v1.AuthorizationService/Authorize',
             zentra_dot_cards_dot_v1_dot_authorization__pb2.AuthorizeRequest.SerializeToString,
             zentra_dot_cards_dot_v1_dot_authorization__pb2.AuthorizeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetAuthorization(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zentra.cards.v1.AuthorizationService/GetAuthorization',
+            zentra_dot_cards_dot_v1_dot_authorization__pb2.GetAuthorizationRequest.SerializeToString,
+            zentra_dot_cards_dot_v1_dot_authorization__pb2.Authorization.FromString,
             options,
             channel_credentials,
             insecure,
