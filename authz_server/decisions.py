@@ -133,6 +133,9 @@ class Decider:
         # that reaches this process before Redis has them replays them from here.
         self.tombstones: OrderedDict[tuple[str, str], Tombstone] = OrderedDict()
         self.tombstones_dropped = 0
+        # False until the Redis projection is known to be built (server start, rebuild):
+        # deciding against a missing projection could approve past a limit, so fail closed.
+        self.ready = False
 
     async def decide(
         self,
@@ -163,9 +166,9 @@ class Decider:
         attempt = self._attempt_prefix + str(next(self._attempt_ids))
         payload = _decision_payload(tenant_id, key_id, req, shard)
 
-        if budget_s <= 0:
+        if budget_s <= 0 or not self.ready:
             return self._fail_closed(
-                "deadline",
+                "deadline" if self.ready else "not_ready",
                 tenant_id,
                 req,
                 fingerprint,
@@ -297,19 +300,38 @@ class Decider:
 
 
 def _decision_payload(tenant_id: str, key_id: str, req: authorization_pb2.AuthorizeRequest, shard: int) -> str:
-    """The versioned decision record the ledger writer reads (static facts of the request)."""
     m = req.merchant
+    return decision_payload(
+        tenant_id, req.authorization_id, req.card_id, req.amount_minor, req.currency,
+        (m.id, m.name, m.mcc, m.country, m.city), req.channel, key_id, shard,
+    )  # fmt: skip
+
+
+def decision_payload(
+    tenant_id: str,
+    authorization_id: str,
+    card_id: str,
+    amount_minor: int,
+    currency: str,
+    merchant: tuple[str, str, str, str, str],
+    channel: int,
+    actor_key_id: str,
+    shard: int,
+) -> str:
+    """The versioned decision record the ledger writer reads (the static facts of a request),
+    serialized canonically: the rebuild reproduces it byte for byte from Postgres."""
+    merchant_id, name, mcc, country, city = merchant
     return json.dumps(
         {
             "schema": DECISION_RECORD_SCHEMA,
             "tenant_id": tenant_id,
-            "authorization_id": req.authorization_id,
-            "card_id": req.card_id,
-            "amount_minor": req.amount_minor,
-            "currency": req.currency,
-            "merchant": {"id": m.id, "name": m.name, "mcc": m.mcc, "country": m.country, "city": m.city},
-            "channel": req.channel,
-            "actor_key_id": key_id,
+            "authorization_id": authorization_id,
+            "card_id": card_id,
+            "amount_minor": amount_minor,
+            "currency": currency,
+            "merchant": {"id": merchant_id, "name": name, "mcc": mcc, "country": country, "city": city},
+            "channel": channel,
+            "actor_key_id": actor_key_id,
             "shard": shard,
         },
         separators=(",", ":"),

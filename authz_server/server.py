@@ -27,6 +27,7 @@ from authz_server.config import Settings
 from authz_server.decisions import Decider
 from authz_server.metrics import TOMBSTONES_DROPPED, TOMBSTONES_PENDING
 from authz_server.redis_state.keys import Keyspace
+from authz_server.redis_state.rebuild import check_marker, ensure_projection
 from authz_server.redis_state.scripts import Scripts
 from authz_server.services.authorization import AuthorizationService
 from authz_server.services.cards import CardService
@@ -91,6 +92,7 @@ class AuthzServer:
         self._server: grpc.aio.Server | None = None
         self._stopped = asyncio.Event()
         self._shutting_down = False
+        self._rebuild: asyncio.Task[None] | None = None
 
     async def start(self, reuse_port: bool = False) -> None:
         s = self.settings
@@ -137,12 +139,24 @@ class AuthzServer:
             raise RuntimeError(f"cannot listen on {s.listen_addr}")
         await server.start()
         self._server = server
+        for name in ("", *SERVICE_NAMES):
+            await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+        await self._ensure_projection()
         await self._probe_health()
         self._tasks = [
             asyncio.create_task(self._run_health_probe(), name="health-probe"),
             asyncio.create_task(self._run_tombstones(), name="tombstones"),
         ]
         log.info("authz-server listening on port %d", self.port)
+
+    async def _ensure_projection(self) -> None:
+        """Rebuilds the Redis projection from Postgres if its marker is missing (or waits for
+        the process that is doing so); until then Authorize fails closed."""
+        self.decider.ready = False
+        await ensure_projection(
+            self.pool, self.redis, self.keyspace, self.scripts, self.clock.now_ms(), self.settings.replay_retention_s
+        )
+        self.decider.ready = True
 
     async def _probe_health(self) -> None:
         status = health_pb2.HealthCheckResponse.SERVING
@@ -151,9 +165,16 @@ class AuthzServer:
                 shas = [self.scripts.authorize.sha, self.scripts.tombstone.sha, self.scripts.project_card.sha]
                 if not all(await self.redis.script_exists(*shas)):
                     await self.scripts.load_all(self.redis)
+                if not await check_marker(self.redis, self.keyspace):
+                    # Redis lost the projection (restarted empty, flushed): stop deciding until rebuilt.
+                    self.decider.ready = False
+                    if self._rebuild is None or self._rebuild.done():
+                        self._rebuild = asyncio.create_task(self._ensure_projection(), name="rebuild-projection")
                 await self.pool.fetchval("SELECT 1")
         except Exception as error:
             log.warning("health probe failed: %s", type(error).__name__)
+            status = health_pb2.HealthCheckResponse.NOT_SERVING
+        if not self.decider.ready:
             status = health_pb2.HealthCheckResponse.NOT_SERVING
         if self._shutting_down:
             return

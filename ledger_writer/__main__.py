@@ -15,7 +15,10 @@ import uvloop
 from prometheus_client import start_http_server
 
 from authz_server import logs
+from authz_server.clock import SystemClock
 from authz_server.config import ConfigError
+from authz_server.redis_state.rebuild import ensure_projection
+from authz_server.redis_state.scripts import Scripts
 from authz_server.store.migrate import migrate
 from ledger_writer.config import LedgerSettings
 from ledger_writer.consumer import LedgerWriter
@@ -30,6 +33,10 @@ async def serve(settings: LedgerSettings) -> None:
         await migrate(conn)
     redis = aioredis.Redis.from_url(settings.redis_url, socket_connect_timeout=1.0, socket_timeout=5.0)
     writer = LedgerWriter(settings, redis, pool)
+    # Like the server, a writer that finds no projection marker rebuilds it (one process at a time).
+    await ensure_projection(
+        pool, redis, writer.keyspace, Scripts.register(redis), SystemClock().now_ms(), settings.replay_retention_s
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

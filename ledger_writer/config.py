@@ -17,6 +17,8 @@ class LedgerSettings:
     database_url: str = field(default="postgresql://postgres@127.0.0.1:5432/postgres", repr=False)
     key_prefix: str = "zc"
     shard_count: int = 16
+    # For rebuilding the projection at start-up (the server's AUTHZ_REPLAY_RETENTION_S).
+    replay_retention_s: int = 7 * 24 * 3600
     # The writer is ready when this port answers; 0 turns the endpoint off.
     metrics_port: int = 9465
     metrics_addr: str = "127.0.0.1"
@@ -40,12 +42,14 @@ class LedgerSettings:
         env = os.environ if env is None else env
         d = cls()
         # The keyspace variables are validated exactly as the server validates them.
-        shared = Settings.from_env({k: v for k, v in env.items() if k in ("AUTHZ_KEY_PREFIX", "AUTHZ_SHARDS")})
+        shared_names = ("AUTHZ_KEY_PREFIX", "AUTHZ_SHARDS", "AUTHZ_REPLAY_RETENTION_S")
+        shared = Settings.from_env({k: v for k, v in env.items() if k in shared_names})
         settings = cls(
             redis_url=env.get("REDIS_URL") or d.redis_url,
             database_url=env.get("DATABASE_URL") or d.database_url,
             key_prefix=shared.key_prefix,
             shard_count=shared.shard_count,
+            replay_retention_s=shared.replay_retention_s,
             metrics_port=_int(env, "LEDGER_METRICS_PORT", d.metrics_port, 0, 65535),
             metrics_addr=env.get("LEDGER_METRICS_ADDR") or d.metrics_addr,
             batch_count_max=_int(env, "LEDGER_BATCH_COUNT_MAX", d.batch_count_max, 1, 100_000),

@@ -108,9 +108,17 @@ class LedgerWriter:
         return taken
 
     async def _read(self, start: str, block_ms: int | None = None) -> list[Entry]:
-        reply: Any = await self.redis.xreadgroup(
-            GROUP, self.consumer, dict.fromkeys(self.streams, start), count=self._per_stream_count, block=block_ms
-        )
+        try:
+            reply: Any = await self.redis.xreadgroup(
+                GROUP, self.consumer, dict.fromkeys(self.streams, start), count=self._per_stream_count, block=block_ms
+            )
+        except ResponseError as error:
+            if "NOGROUP" not in str(error):
+                raise
+            # Redis lost the streams (restarted empty, flushed): recreate the group and go on.
+            log.warning("consumer group missing; recreating it")
+            await self.ensure_groups()
+            return []
         return [
             Entry(stream.decode() if isinstance(stream, bytes) else stream, entry_id, fields or None)
             for stream, entries in reply or []
