@@ -9,6 +9,7 @@ from pathlib import Path
 import yaml
 
 from authz_server.config import Settings
+from ledger_writer.config import LedgerSettings
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -19,7 +20,7 @@ def compose() -> dict:  # type: ignore[type-arg]
 
 def test_every_service_has_an_image_or_a_build() -> None:
     services = compose()["services"]
-    assert {"redis", "postgres", "authz-server", "prometheus"} <= set(services)
+    assert {"redis", "postgres", "authz-server", "ledger-writer", "prometheus"} <= set(services)
     for name, service in services.items():
         assert "image" in service or "build" in service, f"{name} has neither image nor build"
         for dependency in service.get("depends_on", []):
@@ -52,3 +53,12 @@ def test_prometheus_scrapes_the_metrics_port() -> None:
     targets = [t for job in scrape["scrape_configs"] for c in job["static_configs"] for t in c["targets"]]
     port = compose()["services"]["authz-server"]["environment"]["AUTHZ_METRICS_PORT"]
     assert any(re.fullmatch(rf"authz-server:{port}", target) for target in targets)
+
+
+def test_prometheus_scrapes_the_ledger_writer() -> None:
+    scrape = yaml.safe_load((REPO / "deploy" / "prometheus.yml").read_text())
+    targets = [t for job in scrape["scrape_configs"] for c in job["static_configs"] for t in c["targets"]]
+    port = compose()["services"]["ledger-writer"]["environment"]["LEDGER_METRICS_PORT"]
+    assert f"ledger-writer:{port}" in targets
+    env = {k: str(v) for k, v in compose()["services"]["ledger-writer"]["environment"].items()}
+    assert LedgerSettings.from_env(env).metrics_addr == "0.0.0.0"
