@@ -1,10 +1,13 @@
 """`make run` and `make migrate`: the development stack, started and stopped in order.
 
 `run_stack` starts Redis and Postgres (private embedded servers under the data dir unless
-REDIS_URL / DATABASE_URL are set), applies migrations, starts `python -m authz_server`,
-waits until its gRPC health check says SERVING, creates demo data (tenant `demo`, fresh
-PROCESSOR and ADMIN keys, one USD card) and prints `ready` followed by commands that work
-as printed. On SIGINT or SIGTERM it stops the server, then the embedded servers it started.
+REDIS_URL / DATABASE_URL are set), applies migrations, starts `python -m authz_server` and
+waits until its gRPC health check says SERVING, then starts `python -m ledger_writer` and
+waits until its metrics port (LEDGER_METRICS_PORT, default 9465) answers, creates demo data
+(tenant `demo`, fresh PROCESSOR and ADMIN keys, one USD card) and prints `ready` followed by
+commands that work as printed. On SIGINT or SIGTERM it stops the server, then the writer,
+then the embedded Postgres and Redis it started; if the server or the writer dies by itself
+it says which, with its last stderr lines, stops the rest and exits 1.
 
 The printed commands carry the demo PROCESSOR key: they are for the developer's terminal.
 The admin token is never printed; it lives in `<data-dir>/admin-token` (mode 0600)."""
@@ -24,6 +27,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -39,6 +43,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from authz_server.config import ConfigError, Settings
 from authz_server.store.migrate import MigrationError, migrate_url
 from devstack.embedded import EmbeddedPostgres, EmbeddedRedis, prepare_dir
+from ledger_writer.config import LedgerSettings
 from zentra.cards.v1 import authorization_pb2, card_pb2, card_pb2_grpc, tenant_pb2, tenant_pb2_grpc
 from zentra.cards.v1 import types_pb2 as t
 
@@ -47,11 +52,15 @@ from zentra.cards.v1 import types_pb2 as t
 SERVER_READY_TIMEOUT_S = 60.0
 # The server drains for up to its own shutdown grace (10 s by default) after SIGTERM.
 SERVER_STOP_TIMEOUT_S = 15.0
+# The writer migrates and creates its consumer groups before its metrics port answers.
+WRITER_READY_TIMEOUT_S = 60.0
+# After SIGTERM the writer finishes the batch in hand (one Postgres transaction) and exits.
+WRITER_STOP_TIMEOUT_S = 15.0
 # One health probe or demo-setup call; the server answers in milliseconds once up.
 CALL_TIMEOUT_S = 5.0
 # How often a starting server is probed, and how often a running one is checked for life.
 POLL_INTERVAL_S = 0.2
-# Lines of the server's stderr kept to explain why it died.
+# Lines of a child process's stderr kept to explain why it died.
 STDERR_TAIL_LINES = 40
 ADMIN_TOKEN_FILE = "admin-token"
 DEMO_FILE = "demo.json"
@@ -67,7 +76,7 @@ warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
 
 
 class DevstackError(RuntimeError):
-    """The stack could not start, or the server stopped by itself; the message says why."""
+    """The stack could not start, or a process it started stopped by itself; the message says why."""
 
 
 class StopRequested(Exception):
@@ -177,25 +186,27 @@ def write_private(path: Path, text: str) -> None:
     os.replace(partial, path)
 
 
-# --- the server process ------------------------------------------------------------------
+# --- the server and ledger writer processes ----------------------------------------------
 
 
-class ServerProcess:
-    """`python -m authz_server` in a session of its own, so that a terminal's Ctrl-C reaches
-    only devstack, which then stops it before the stores it needs. Its stderr is copied to
-    ours line by line; the last lines are kept to explain a death."""
+class ChildProcess:
+    """`python -m <module>` in a session of its own, so that a terminal's Ctrl-C reaches only
+    devstack, which then stops it before the stores it needs. Its stderr is copied to ours
+    line by line; the last lines are kept to explain a death."""
 
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(self, name: str, module: str, env: dict[str, str], stop_timeout_s: float) -> None:
+        self.name = name
+        self.stop_timeout_s = stop_timeout_s
         self._tail: collections.deque[str] = collections.deque(maxlen=STDERR_TAIL_LINES)
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "authz_server"],
+            [sys.executable, "-m", module],
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=sys.stderr,
             stderr=subprocess.PIPE,
             start_new_session=True,
         )
-        self._copier = threading.Thread(target=self._copy_stderr, name="authz-server-stderr", daemon=True)
+        self._copier = threading.Thread(target=self._copy_stderr, name=f"{name}-stderr", daemon=True)
         self._copier.start()
 
     def _copy_stderr(self) -> None:
@@ -214,20 +225,41 @@ class ServerProcess:
         """Exit code and the last stderr lines; call once the process has exited."""
         self._copier.join(timeout=2.0)
         tail = "".join(self._tail).rstrip() or "(no output)"
-        return f"authz-server exited with code {self.process.returncode}; its last stderr lines:\n{tail}"
+        return f"{self.name} exited with code {self.process.returncode}; its last stderr lines:\n{tail}"
 
     def stop(self) -> None:
-        """SIGTERM, then SIGKILL if it has not drained within SERVER_STOP_TIMEOUT_S."""
+        """SIGTERM, then SIGKILL if it has not stopped within its stop timeout."""
         if self.running():
-            say("authz-server: stopping")
+            say(f"{self.name}: stopping")
             self.process.send_signal(signal.SIGTERM)
             try:
-                self.process.wait(SERVER_STOP_TIMEOUT_S)
+                self.process.wait(self.stop_timeout_s)
             except subprocess.TimeoutExpired:
-                say(f"authz-server: still running after {SERVER_STOP_TIMEOUT_S:g}s; killing it")
+                say(f"{self.name}: still running after {self.stop_timeout_s:g}s; killing it")
                 self.process.kill()
                 self.process.wait()
         self._copier.join(timeout=2.0)
+
+
+class Children:
+    """The processes devstack started, stopped in the order they were started: the server
+    first, so that its last decisions are in the streams before the writer stops (what the
+    writer does not post before it stops stays in Redis for the next run), then the writer,
+    and only then (by the ExitStack) Postgres and Redis."""
+
+    def __init__(self) -> None:
+        self.started: list[ChildProcess] = []
+
+    def add(self, child: ChildProcess) -> ChildProcess:
+        self.started.append(child)
+        return child
+
+    def stop_all(self) -> None:
+        for child in self.started:
+            child.stop()
+
+    def first_dead(self) -> ChildProcess | None:
+        return next((child for child in self.started if not child.running()), None)
 
 
 def client_target(listen_addr: str) -> str:
@@ -240,20 +272,19 @@ def client_target(listen_addr: str) -> str:
     return f"{host}:{port}"
 
 
-def refuse_busy_port(target: str) -> None:
-    """Fails if something already accepts connections at `target` (another `make run`?): the
-    health check must not mistake that for our server."""
+def refuse_busy_port(target: str, variable: str) -> None:
+    """Fails if something already accepts connections at `target` (another `make run`?): a
+    readiness probe must not mistake that for our process. `variable` is the setting to change."""
     host, _, port = target.rpartition(":")
     with contextlib.suppress(OSError), socket.create_connection((host.strip("[]"), int(port)), timeout=0.5):
-        raise DevstackError(f"{target} is already in use; stop that process or set AUTHZ_LISTEN_ADDR")
+        raise DevstackError(f"{target} is already in use; stop that process or set {variable}")
 
 
-def start_server(env: dict[str, str], target: str, stack: contextlib.ExitStack) -> ServerProcess:
-    """Starts the server and returns once its health check says SERVING; it is stopped when
-    `stack` closes. DevstackError (with the server's stderr tail) if it dies or takes too long."""
-    refuse_busy_port(target)
-    server = ServerProcess(env)
-    stack.callback(server.stop)
+def start_server(env: dict[str, str], target: str, children: Children) -> ChildProcess:
+    """Starts the server and returns once its health check says SERVING; it is stopped with
+    `children`. DevstackError (with the server's stderr tail) if it dies or takes too long."""
+    refuse_busy_port(target, "AUTHZ_LISTEN_ADDR")
+    server = children.add(ChildProcess("authz-server", "authz_server", env, SERVER_STOP_TIMEOUT_S))
     deadline = time.monotonic() + SERVER_READY_TIMEOUT_S
     with grpc.insecure_channel(target) as channel:
         health = health_pb2_grpc.HealthStub(channel)
@@ -275,11 +306,43 @@ def _is_serving(health: health_pb2_grpc.HealthStub) -> bool:
     return bool(answer.status == health_pb2.HealthCheckResponse.SERVING)
 
 
-def wait_while_running(server: ServerProcess) -> NoReturn:
-    """Blocks until a stop signal (StopRequested) or the server's own death (DevstackError)."""
-    while server.running():
+def writer_metrics_url(settings: LedgerSettings) -> str:
+    """Where the ledger writer's Prometheus endpoint (and readiness signal) answers."""
+    return f"http://{client_target(f'{settings.metrics_addr}:{settings.metrics_port}')}/metrics"
+
+
+def start_ledger_writer(env: dict[str, str], settings: LedgerSettings, children: Children) -> ChildProcess:
+    """Starts `python -m ledger_writer` and returns once its metrics port answers (DESIGN §4:
+    that is its readiness); it is stopped with `children`, after the server. DevstackError
+    (with the writer's stderr tail) if it dies or takes longer than WRITER_READY_TIMEOUT_S."""
+    refuse_busy_port(client_target(f"{settings.metrics_addr}:{settings.metrics_port}"), "LEDGER_METRICS_PORT")
+    url = writer_metrics_url(settings)
+    writer = children.add(ChildProcess("ledger-writer", "ledger_writer", env, WRITER_STOP_TIMEOUT_S))
+    deadline = time.monotonic() + WRITER_READY_TIMEOUT_S
+    while not _answers(url):
+        if not writer.running():
+            raise DevstackError(writer.death_report())
+        if time.monotonic() > deadline:
+            raise DevstackError(f"ledger-writer metrics did not answer at {url} within {WRITER_READY_TIMEOUT_S:g}s")
         time.sleep(POLL_INTERVAL_S)
-    raise DevstackError(server.death_report())
+    say(f"ledger-writer: posting to the ledger, metrics at {url}")
+    return writer
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=CALL_TIMEOUT_S) as response:
+            return bool(response.status == 200)
+    except OSError:  # refused, reset, timed out; urllib.error.URLError is an OSError
+        return False
+
+
+def wait_while_running(children: Children) -> NoReturn:
+    """Blocks until a stop signal (StopRequested) or the death of any process devstack
+    started (DevstackError naming it, with its stderr tail)."""
+    while (dead := children.first_dead()) is None:
+        time.sleep(POLL_INTERVAL_S)
+    raise DevstackError(dead.death_report())
 
 
 # --- demo data ---------------------------------------------------------------------------
@@ -391,7 +454,7 @@ def metrics_url(settings: Settings) -> str:
     return f"http://{client_target(f'{settings.metrics_addr}:{settings.metrics_port}')}/metrics"
 
 
-def ready_block(demo: Demo, metrics: str, data_dir: Path) -> str:
+def ready_block(demo: Demo, metrics: str, ledger_metrics: str, data_dir: Path) -> str:
     """The commands a developer copies: grpcurl, authzctl and ghz against the demo card."""
     authorize_rpc = "zentra.cards.v1.AuthorizationService/Authorize"
     key = demo.processor_key
@@ -424,6 +487,7 @@ def ready_block(demo: Demo, metrics: str, data_dir: Path) -> str:
             "",
             f"Zentra Cards is serving at {demo.target} (plaintext gRPC, reflection on).",
             f"  metrics:  {metrics}",
+            f"  ledger:   {ledger_metrics} (ledger writer metrics; lag per shard, postings)",
             f"  demo:     tenant {demo.tenant_id}, card {demo.card_id} (keys in {data_dir / DEMO_FILE})",
             "",
             "Authorize a purchase with grpcurl (run it twice: the second answer is replayed):",
@@ -435,7 +499,7 @@ def ready_block(demo: Demo, metrics: str, data_dir: Path) -> str:
             f"Load test with ghz (the card's daily limit declines after {purchases_per_day} purchases):",
             f"  {ghz}",
             "",
-            "Ctrl-C stops the server, then Redis and Postgres.",
+            "Ctrl-C stops the server and the ledger writer, then Postgres and Redis.",
         )
     )
 
@@ -447,6 +511,9 @@ def run_stack(data_dir: Path) -> int:
     """`python -m devstack run`: 0 after a stop signal, 1 if the stack failed, 2 on bad config."""
     try:
         settings = Settings.from_env()
+        ledger = LedgerSettings.from_env()
+        if not ledger.metrics_port:
+            raise ConfigError("LEDGER_METRICS_PORT=0 turns off the port that says the ledger writer is ready")
     except ConfigError as error:
         print(f"devstack: configuration error: {error}", file=sys.stderr)
         return 2
@@ -455,7 +522,7 @@ def run_stack(data_dir: Path) -> int:
     try:
         with contextlib.ExitStack() as stack:
             try:
-                _run_until_stopped(settings, data_dir, stack)
+                _run_until_stopped(settings, ledger, data_dir, stack)
             finally:
                 ignore_stop_signals()
     except StopRequested:
@@ -466,26 +533,34 @@ def run_stack(data_dir: Path) -> int:
         return 1
 
 
-def _run_until_stopped(settings: Settings, data_dir: Path, stack: contextlib.ExitStack) -> NoReturn:
+def _run_until_stopped(
+    settings: Settings, ledger: LedgerSettings, data_dir: Path, stack: contextlib.ExitStack
+) -> NoReturn:
     redis = redis_url(data_dir, stack)
     database = database_url(data_dir, stack)
     apply_migrations(database)
     token = admin_token(data_dir)
-    env = dict(os.environ)
-    env.update(
-        REDIS_URL=redis,
-        DATABASE_URL=database,
-        AUTHZ_ADMIN_TOKEN=token,
-        AUTHZ_LISTEN_ADDR=settings.listen_addr,
-        AUTHZ_METRICS_PORT=str(settings.metrics_port),
-    )
+    children = Children()
+    stack.callback(children.stop_all)  # registered after the stores: runs before they stop
+    stores = {**os.environ, "REDIS_URL": redis, "DATABASE_URL": database}
+    server_env = {
+        **stores,
+        "AUTHZ_ADMIN_TOKEN": token,
+        "AUTHZ_LISTEN_ADDR": settings.listen_addr,
+        "AUTHZ_METRICS_PORT": str(settings.metrics_port),
+    }
     target = client_target(settings.listen_addr)
-    server = start_server(env, target, stack)
+    start_server(server_env, target, children)
+    # The writer never needs the admin token; AUTHZ_KEY_PREFIX and AUTHZ_SHARDS pass through
+    # from the environment, so that both processes agree on the keyspace.
+    writer_env = {k: v for k, v in stores.items() if k != "AUTHZ_ADMIN_TOKEN"}
+    writer_env["LEDGER_METRICS_PORT"] = str(ledger.metrics_port)
+    start_ledger_writer(writer_env, ledger, children)
     demo = create_demo(target, token)
     write_private(data_dir / DEMO_FILE, json.dumps(asdict(demo), indent=2) + "\n")
     say("ready")
-    say(ready_block(demo, metrics_url(settings), data_dir))
-    wait_while_running(server)
+    say(ready_block(demo, metrics_url(settings), writer_metrics_url(ledger), data_dir))
+    wait_while_running(children)
 
 
 def migrate_only(data_dir: Path) -> int:

@@ -1,4 +1,4 @@
-"""`make run` (`python -m devstack run`) brings up a stack whose printed commands approve a purchase, keeps its data across runs, and takes everything it started down on Ctrl-C or SIGTERM."""
+"""`make run` (`python -m devstack run`) brings up a server and a ledger writer whose printed commands approve a purchase that gets posted, keeps its data across runs, and takes everything it started down on Ctrl-C or SIGTERM."""
 
 from __future__ import annotations
 
@@ -16,12 +16,14 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import redis
+from prometheus_client.parser import text_string_to_metric_families
 
 from devstack.embedded import free_port
 
@@ -33,6 +35,7 @@ READY_TIMEOUT_S = 120.0  # first run: initdb, migrations, server start-up
 STOP_TIMEOUT_S = 30.0  # server drain (<= 15 s) plus stopping Redis and Postgres
 COMMAND_TIMEOUT_S = 60.0
 END_OF_BLOCK = "Ctrl-C stops"
+POSTED_TIMEOUT_S = 30.0  # the writer posts a decision within its batch wait once it is running
 
 
 class Output:
@@ -81,6 +84,7 @@ class Devstack:
     output: Output
     data_dir: Path
     target: str
+    writer_metrics_port: int
     stderr_path: Path
 
     @property
@@ -98,17 +102,36 @@ class Devstack:
     def stderr(self) -> str:
         return self.stderr_path.read_text()
 
+    @property
+    def writer_metrics_target(self) -> str:
+        return f"127.0.0.1:{self.writer_metrics_port}"
+
+    def writer_sample(self, name: str, **labels: str) -> float | None:
+        """One sample of the ledger writer's metrics, or None if it is not exposed (yet)."""
+        url = f"http://{self.writer_metrics_target}/metrics"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            text = response.read().decode()
+        for family in text_string_to_metric_families(text):
+            for found in family.samples:
+                if found.name == name and all(found.labels.get(k) == v for k, v in labels.items()):
+                    return float(found.value)
+        return None
+
 
 @contextlib.contextmanager
-def devstack_run(data_dir: Path, log_dir: Path) -> Iterator[Devstack]:
-    """`python -m devstack run --data-dir <data_dir>` on free ports with embedded Redis and
-    Postgres, once it has printed its commands; killed (and its servers stopped) if the test
-    did not stop it."""
+def devstack_run(
+    data_dir: Path, log_dir: Path, writer_metrics_port: int | None = None, wait_ready: bool = True
+) -> Iterator[Devstack]:
+    """`python -m devstack run --data-dir <data_dir>` on free ports (the writer's unless given)
+    with embedded Redis and Postgres, once it has printed its commands (at once without
+    `wait_ready`); killed (and its servers stopped) if the test did not stop it."""
     listen_port, metrics_port = free_port(), free_port()
+    writer_metrics_port = writer_metrics_port or free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL", "AUTHZ_ADMIN_TOKEN")}
     env.update(
         AUTHZ_LISTEN_ADDR=f"127.0.0.1:{listen_port}",
         AUTHZ_METRICS_PORT=str(metrics_port),
+        LEDGER_METRICS_PORT=str(writer_metrics_port),
         PATH=f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}",
     )
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -123,10 +146,11 @@ def devstack_run(data_dir: Path, log_dir: Path) -> Iterator[Devstack]:
             stderr=stderr,
             text=True,
         )
-    running = Devstack(process, Output(process), data_dir, f"127.0.0.1:{listen_port}", stderr_path)
+    running = Devstack(process, Output(process), data_dir, f"127.0.0.1:{listen_port}", writer_metrics_port, stderr_path)
     try:
         try:
-            running.output.wait_for(lambda line: line.startswith(END_OF_BLOCK), READY_TIMEOUT_S)
+            if wait_ready:
+                running.output.wait_for(lambda line: line.startswith(END_OF_BLOCK), READY_TIMEOUT_S)
         except AssertionError as error:
             raise AssertionError(f"{error}\nstderr:\n{running.stderr()}") from None
         yield running
@@ -194,8 +218,20 @@ def run_printed_grpcurl(devstack: Devstack) -> dict[str, object]:
     return answer
 
 
+def wait_posted_holds(devstack: Devstack, at_least: int) -> float:
+    """Polls the writer's `zentra_ledger_postings_total{kind="hold"}` until it reaches `at_least`."""
+    deadline = time.monotonic() + POSTED_TIMEOUT_S
+    while True:
+        holds = devstack.writer_sample("zentra_ledger_postings_total", kind="hold") or 0.0
+        if holds >= at_least:
+            return holds
+        assert time.monotonic() < deadline, f"{holds} holds posted after {POSTED_TIMEOUT_S:g}s, want {at_least}"
+        time.sleep(0.2)
+
+
 def assert_all_stopped(devstack: Devstack, redis_port: int) -> None:
     assert not accepts_connections(devstack.target), "authz-server still listening after devstack exited"
+    assert not accepts_connections(devstack.writer_metrics_target), "ledger-writer still running after devstack exited"
     assert not accepts_connections(f"127.0.0.1:{redis_port}"), "embedded Redis still running"
     assert not (devstack.data_dir / "pg" / "postmaster.pid").exists(), "embedded Postgres still running"
 
@@ -218,6 +254,9 @@ def test_printed_commands_approve_and_ctrl_c_stops_everything(workdir: Path) -> 
         assert output.command("authzctl").startswith(".venv/bin/authzctl ")
         assert output.command("ghz").startswith("ghz --insecure --call zentra.cards.v1.AuthorizationService/Authorize")
 
+        assert f"  ledger:   http://{devstack.writer_metrics_target}/metrics" in output.text()
+        assert accepts_connections(devstack.writer_metrics_target), "the ledger writer is ready once devstack is"
+
         assert run_printed_authzctl(devstack).startswith("APPROVE  APPROVED  code=00  ")
         answer = run_printed_grpcurl(devstack)
         assert (answer["decision"], answer["reason"], answer["response_code"]) == (
@@ -225,9 +264,12 @@ def test_printed_commands_approve_and_ctrl_c_stops_everything(workdir: Path) -> 
             "APPROVED",
             "00",
         )
+        assert wait_posted_holds(devstack, 2) >= 2, "both demo approvals are posted to the ledger"
 
         assert devstack.stop(signal.SIGINT) == 0
         assert_all_stopped(devstack, redis_port)
+        stops = [line for line in output.lines if line.endswith(": stopping")]
+        assert stops == ["authz-server: stopping", "ledger-writer: stopping", "postgres: stopping", "redis: stopping"]
         admin_token = (devstack.data_dir / "admin-token").read_text().strip()
         for secret_file in ("admin-token", "demo.json"):
             assert (devstack.data_dir / secret_file).stat().st_mode & 0o777 == 0o600
@@ -261,3 +303,21 @@ def test_a_rerun_keeps_the_data_the_admin_token_and_the_demo_tenant(workdir: Pat
         )  # fmt: skip
         assert result.stdout.startswith("APPROVE  APPROVED  code=00  "), result.stderr
         assert second.stop(signal.SIGINT) == 0
+
+
+def test_a_busy_ledger_metrics_port_fails_clearly_and_stops_what_started(workdir: Path) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as squatter:
+        port = squatter.getsockname()[1]
+        with devstack_run(workdir / "data", workdir / "logs", writer_metrics_port=port, wait_ready=False) as devstack:
+            assert devstack.process.wait(READY_TIMEOUT_S) == 1
+            devstack.output.wait_for(lambda line: line == "redis: stopping", 5)
+            stops = [line for line in devstack.output.lines if line.endswith(": stopping")]
+            assert stops == ["authz-server: stopping", "postgres: stopping", "redis: stopping"]
+            assert (
+                f"devstack: 127.0.0.1:{port} is already in use; stop that process or set LEDGER_METRICS_PORT"
+                in devstack.stderr()
+            )
+            assert "ready" not in devstack.output.lines
+            assert not accepts_connections(devstack.target), "authz-server still listening after devstack exited"
+            assert not accepts_connections(f"127.0.0.1:{devstack.redis_port}"), "embedded Redis still running"
+            assert not (devstack.data_dir / "pg" / "postmaster.pid").exists(), "embedded Postgres still running"
