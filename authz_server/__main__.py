@@ -1,12 +1,13 @@
 """`authz-server` / `python -m authz_server`:
 
-    authz-server                      serve the gRPC API until SIGTERM or SIGINT
-    authz-server rebuild-projection   rebuild the Redis projection from Postgres now
+authz-server                      serve the gRPC API until SIGTERM or SIGINT
+authz-server rebuild-projection   rebuild the Redis projection from Postgres now
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 import uvloop
@@ -21,6 +22,7 @@ from authz_server.redis_state.scripts import Scripts
 from authz_server.server import redis_client, serve
 from authz_server.store.db import create_pool
 from authz_server.store.migrate import migrate
+from authz_server.workers import WORKER_INDEX_ENV, run_workers
 
 
 async def rebuild(settings: Settings, allow_unposted: bool) -> int:
@@ -70,10 +72,12 @@ def main(argv: list[str] | None = None) -> int:
     logs.configure(settings.log_format, settings.log_level, "authz-server")
     if args.command == "rebuild-projection":
         return uvloop.run(rebuild(settings, args.allow_unposted))
-    if settings.workers != 1:
-        # Multi-process serving (SO_REUSEPORT with aggregated metrics) is issue #4's work.
-        print("authz-server: AUTHZ_WORKERS > 1 is not supported yet; run one process per port", file=sys.stderr)
-        return 2
+    if os.environ.get(WORKER_INDEX_ENV) is not None:
+        # One of several workers: the parent serves the (aggregated) metrics endpoint.
+        uvloop.run(serve(settings, reuse_port=True))
+        return 0
+    if settings.workers > 1:
+        return run_workers(settings)
     if settings.metrics_port:
         start_http_server(settings.metrics_port, addr=settings.metrics_addr)
     uvloop.run(serve(settings))

@@ -41,7 +41,8 @@ class Settings:
     listen_addr: str = "127.0.0.1:50051"
     # Bootstrap token for TenantService; empty disables TenantService (every call is denied).
     admin_token: str = field(default="", repr=False)
-    # Server processes sharing the listen port (SO_REUSEPORT).
+    # Server processes sharing the listen port (SO_REUSEPORT); from the environment the default
+    # is the number of CPUs.
     workers: int = 1
     # Prometheus metrics HTTP port; 0 turns the endpoint off.
     metrics_port: int = 9464
@@ -92,7 +93,7 @@ class Settings:
             database_url=env.get("DATABASE_URL") or defaults.database_url,
             listen_addr=env.get("AUTHZ_LISTEN_ADDR") or defaults.listen_addr,
             admin_token=env.get("AUTHZ_ADMIN_TOKEN", ""),
-            workers=_int(env, "AUTHZ_WORKERS", defaults.workers, 1, 256),
+            workers=_int(env, "AUTHZ_WORKERS", os.cpu_count() or 1, 1, 256),
             metrics_port=_int(env, "AUTHZ_METRICS_PORT", defaults.metrics_port, 0, 65535),
             metrics_addr=env.get("AUTHZ_METRICS_ADDR") or defaults.metrics_addr,
             decision_budget_ms=_int(env, "AUTHZ_DECISION_BUDGET_MS", defaults.decision_budget_ms, 1, 10_000),
@@ -129,6 +130,8 @@ class Settings:
             raise ConfigError(f"AUTHZ_KEY_PREFIX={self.key_prefix!r} must be 1-32 chars of [A-Za-z0-9_]")
         if ":" not in self.listen_addr:
             raise ConfigError(f"AUTHZ_LISTEN_ADDR={self.listen_addr!r} must be host:port")
+        if self.workers > 1 and self.listen_addr.rsplit(":", 1)[1] == "0":
+            raise ConfigError("AUTHZ_LISTEN_ADDR needs a fixed port when AUTHZ_WORKERS > 1 (they share it)")
         if self.script_stale_ms < self.decision_budget_ms:
             raise ConfigError("AUTHZ_SCRIPT_STALE_MS must be >= AUTHZ_DECISION_BUDGET_MS")
 

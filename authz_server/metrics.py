@@ -37,15 +37,26 @@ POLICY_REFRESHES = Counter(
     "zentra_authz_policy_refreshes_total",
     "Decisions re-planned because the cached card policy was stale or absent.",
 )
+# Gauges say how to combine workers' values (prometheus-client multiprocess mode; see workers.py).
 TOMBSTONES_PENDING = Gauge(
-    "zentra_authz_tombstones_pending", "Fail-closed answers not yet recorded in Redis (waiting for Redis)."
+    "zentra_authz_tombstones_pending",
+    "Fail-closed answers not yet recorded in Redis (waiting for Redis).",
+    multiprocess_mode="livesum",
 )
 TOMBSTONES_DROPPED = Counter(
     "zentra_authz_tombstones_dropped_total",
     "Fail-closed answers dropped from the pending queue because it was full.",
 )
+# Which worker process took each call: SO_REUSEPORT balances connections, not calls, so an
+# SRE needs to see one worker saturated while another idles.
+WORKER_RPCS = Counter("zentra_grpc_server_worker_handled_total", "RPCs completed, by worker process.", ["worker"])
 RPCS = Counter("zentra_grpc_server_handled_total", "RPCs completed, by method and status code.", ["method", "code"])
-IN_FLIGHT = Gauge("zentra_grpc_server_in_flight_requests", "RPCs being handled now.")
+IN_FLIGHT = Gauge("zentra_grpc_server_in_flight_requests", "RPCs being handled now.", multiprocess_mode="livesum")
+WORKER_RSS = Gauge(
+    "zentra_authz_worker_resident_memory_bytes",
+    "Resident memory of each server process.",
+    multiprocess_mode="liveall",
+)
 PROJECTION_WRITES = Counter(
     "zentra_authz_projection_writes_total", "Card projection writes to Redis, by result.", ["result"]
 )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 
 import grpc
@@ -25,7 +26,7 @@ from authz_server.auth import Authenticator
 from authz_server.clock import Clock, SystemClock
 from authz_server.config import Settings
 from authz_server.decisions import Decider
-from authz_server.metrics import TOMBSTONES_DROPPED, TOMBSTONES_PENDING
+from authz_server.metrics import TOMBSTONES_DROPPED, TOMBSTONES_PENDING, WORKER_RSS
 from authz_server.redis_state.keys import Keyspace
 from authz_server.redis_state.rebuild import check_marker, ensure_projection
 from authz_server.redis_state.scripts import Scripts
@@ -63,6 +64,15 @@ SERVICE_NAMES = (
     ledger_pb2.DESCRIPTOR.services_by_name["LedgerService"].full_name,
     tenant_pb2.DESCRIPTOR.services_by_name["TenantService"].full_name,
 )
+
+
+def resident_memory_bytes() -> int:
+    """This process's resident set size (Linux /proc; 0 elsewhere)."""
+    try:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
 
 
 def redis_client(settings: Settings) -> aioredis.Redis:
@@ -185,6 +195,7 @@ class AuthzServer:
         while True:
             await asyncio.sleep(HEALTH_PROBE_INTERVAL_S)
             await self._probe_health()
+            WORKER_RSS.set(resident_memory_bytes())
 
     async def _run_tombstones(self) -> None:
         while True:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import os
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -62,6 +63,7 @@ class RpcContext:
     def __init__(self, authenticator: Authenticator, in_flight: InFlight) -> None:
         self.authenticator = authenticator
         self.in_flight = in_flight
+        self.worker_rpcs = metrics.WORKER_RPCS.labels(os.environ.get("AUTHZ_WORKER_INDEX", "0"))
 
 
 def rpc(
@@ -94,6 +96,7 @@ def rpc(
                 code, message = grpc.StatusCode.INTERNAL, "internal error"
             finally:
                 metrics.RPCS.labels(short, code.name).inc()
+                shared.worker_rpcs.inc()
                 shared.in_flight.leave()
             await context.abort(code, message)
             raise AssertionError("unreachable: context.abort raises")

@@ -79,8 +79,8 @@ class Api:
             metadata=bearer(tenant.admin),
         )
 
+    @staticmethod
     def authorize_request(
-        self,
         card_id: str,
         amount_minor: int = 1000,
         *,

@@ -4,6 +4,7 @@ out-of-bounds or nonsensical value with a ConfigError that names the environment
 from __future__ import annotations
 
 import dataclasses
+import os
 
 import pytest
 
@@ -33,7 +34,8 @@ INT_IDS = [b[0] for b in INT_BOUNDS]
 
 def test_defaults_from_an_empty_environment():
     settings = Settings.from_env({})
-    assert settings == Settings(), "an empty environment must give the documented defaults"
+    assert settings == Settings(workers=os.cpu_count() or 1), "an empty environment must give the documented defaults"
+    assert settings.workers == (os.cpu_count() or 1), "issue #4: one worker per CPU by default"
     assert settings.listen_addr == "127.0.0.1:50051", "DESIGN §4: AUTHZ_LISTEN_ADDR defaults to 127.0.0.1:50051"
     assert settings.decision_budget_ms == 50, "DESIGN §3: the decision budget defaults to 50 ms"
     assert settings.replay_retention_s >= 7 * 24 * 3600, "DESIGN §3: replay records live at least 7 days"
@@ -43,7 +45,7 @@ def test_defaults_from_an_empty_environment():
 
 def test_empty_strings_mean_unset():
     env = {name: "" for name in INT_IDS} | {"REDIS_URL": "", "DATABASE_URL": "", "AUTHZ_LISTEN_ADDR": ""}
-    assert Settings.from_env(env) == Settings()
+    assert Settings.from_env(env) == Settings(workers=os.cpu_count() or 1)
 
 
 def test_design_variables_are_read():

@@ -1,0 +1,85 @@
+"""Serving on every core: AUTHZ_WORKERS server processes share one port (SO_REUSEPORT).
+
+The parent process does not serve gRPC. It starts the workers (`python -m authz_server` with
+AUTHZ_WORKER_INDEX set), serves the Prometheus endpoint for all of them (prometheus-client
+multiprocess mode: every worker writes its metrics to files in a private directory that the
+parent aggregates), and forwards SIGTERM/SIGINT to them. Whether the signal reaches the whole
+process group (Ctrl-C, systemd) or only the parent (docker stop), every worker drains its
+in-flight calls and exits; then the parent exits. A worker that dies on its own takes the
+others down with it and the parent exits non-zero, for the supervisor to restart the set.
+
+SO_REUSEPORT balances connections, not calls: a client holding one HTTP/2 connection keeps
+one worker busy. grpc.max_connection_age_ms (server.py) makes clients reconnect, and so
+rebalance, every few minutes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from types import FrameType
+
+from prometheus_client import CollectorRegistry, ProcessCollector, multiprocess, start_http_server
+
+from authz_server.config import Settings
+
+log = logging.getLogger(__name__)
+
+WORKER_INDEX_ENV = "AUTHZ_WORKER_INDEX"
+POLL_INTERVAL_S = 0.1  # how often the parent checks on its workers
+STOP_WAIT_S_EXTRA = 5.0  # beyond the workers' own shutdown grace, before they are killed
+
+
+def run_workers(settings: Settings) -> int:
+    """Starts settings.workers worker processes and supervises them until they stop."""
+    metrics_dir = tempfile.mkdtemp(prefix="zentra-metrics-")
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": metrics_dir}
+    workers: list[subprocess.Popen[bytes]] = []
+    stopping = False
+
+    def stop(signum: int, _frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+        for worker in workers:
+            if worker.poll() is None:
+                worker.send_signal(signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    try:
+        for index in range(settings.workers):
+            worker_env = {**env, WORKER_INDEX_ENV: str(index)}
+            workers.append(subprocess.Popen([sys.executable, "-m", "authz_server", "serve"], env=worker_env))
+        if settings.metrics_port:
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry, path=metrics_dir)
+            ProcessCollector(registry=registry)  # the parent's own; workers report zentra_authz_worker_*
+            start_http_server(settings.metrics_port, addr=settings.metrics_addr, registry=registry)
+        log.info("authz-server: %d workers on %s", settings.workers, settings.listen_addr)
+        while not stopping:
+            if any(worker.poll() is not None for worker in workers):
+                log.error("a worker exited on its own; stopping the others")
+                stop(signal.SIGTERM, None)
+                break
+            time.sleep(POLL_INTERVAL_S)
+        deadline = time.monotonic() + settings.shutdown_grace_s + STOP_WAIT_S_EXTRA
+        for worker in workers:
+            try:
+                worker.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                worker.kill()
+                worker.wait()
+        codes = [worker.returncode for worker in workers]
+        log.info("authz-server: workers stopped with %s", codes)
+        return 0 if all(code == 0 for code in codes) and stopping else 1
+    finally:
+        for worker in workers:
+            if worker.poll() is None:
+                worker.kill()
+        shutil.rmtree(metrics_dir, ignore_errors=True)
