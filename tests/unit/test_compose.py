@@ -3,10 +3,12 @@ mounts, and the environment the app reads; Docker itself cannot run on our CI ma
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
 import yaml
+from prometheus_client.metrics import MetricWrapperBase
 
 from authz_server.config import Settings
 from ledger_writer.config import LedgerSettings
@@ -20,7 +22,7 @@ def compose() -> dict:  # type: ignore[type-arg]
 
 def test_every_service_has_an_image_or_a_build() -> None:
     services = compose()["services"]
-    assert {"redis", "postgres", "authz-server", "ledger-writer", "prometheus"} <= set(services)
+    assert {"redis", "postgres", "authz-server", "ledger-writer", "prometheus", "grafana"} <= set(services)
     for name, service in services.items():
         assert "image" in service or "build" in service, f"{name} has neither image nor build"
         for dependency in service.get("depends_on", []):
@@ -62,3 +64,43 @@ def test_prometheus_scrapes_the_ledger_writer() -> None:
     assert f"ledger-writer:{port}" in targets
     env = {k: str(v) for k, v in compose()["services"]["ledger-writer"]["environment"].items()}
     assert LedgerSettings.from_env(env).metrics_addr == "0.0.0.0"
+
+
+def exported_metric_names() -> set[str]:
+    import authz_server.metrics as authz_metrics
+    import ledger_writer.metrics as ledger_metrics
+
+    names = set()
+    for module in (authz_metrics, ledger_metrics):
+        for value in vars(module).values():
+            if isinstance(value, MetricWrapperBase):
+                names.update(sample_name for metric in value.describe() for sample_name in _sample_names(metric))
+    return names
+
+
+def _sample_names(metric) -> list[str]:  # type: ignore[no-untyped-def]
+    base = metric.name
+    return [base, f"{base}_total", f"{base}_bucket", f"{base}_count", f"{base}_sum"]
+
+
+def test_grafana_dashboard_queries_only_metrics_we_export() -> None:
+    dashboard = json.loads((REPO / "deploy" / "grafana" / "dashboards" / "zentra.json").read_text())
+    exported = exported_metric_names()
+    titles = []
+    for panel in dashboard["panels"]:
+        titles.append(panel["title"])
+        for target in panel["targets"]:
+            for name in re.findall(r"zentra_[a-z_]+", target["expr"]):
+                assert name in exported, f"panel {panel['title']!r} queries {name}, which nothing exports"
+    required = ["outcome", "latency", "Decline reasons", "Fail-closed", "Redis", "Ledger lag", "Dead letters"]
+    for word in required:
+        assert any(word in title for title in titles), f"the dashboard shows {word}"
+
+
+def test_grafana_provisioning_points_at_the_dashboards() -> None:
+    volumes = compose()["services"]["grafana"]["volumes"]
+    provider = yaml.safe_load((REPO / "deploy/grafana/provisioning/dashboards/zentra.yml").read_text())
+    path = provider["providers"][0]["options"]["path"]
+    assert any(v.endswith(f":{path}:ro") and v.startswith("./deploy/grafana/dashboards") for v in volumes)
+    source = yaml.safe_load((REPO / "deploy/grafana/provisioning/datasources/prometheus.yml").read_text())
+    assert source["datasources"][0]["url"] == "http://prometheus:9090"
