@@ -216,7 +216,12 @@ class Decider:
             raise
         except (TimeoutError, RedisError, OSError, PolicyChurn) as error:
             cause = {TimeoutError: "timeout", PolicyChurn: "policy_churn"}.get(type(error), "redis_error")
-            log.warning("decision %s failed closed (%s): %s", req.authorization_id, cause, type(error).__name__)
+            log.warning(
+                "decision failed closed (%s): %s",
+                cause,
+                type(error).__name__,
+                extra=decision_log_fields(tenant_id, req, attempt),
+            )
             return self._fail_closed(
                 cause,
                 tenant_id,
@@ -230,6 +235,8 @@ class Decider:
                 now_ms,
             )
         redis_seconds = time.perf_counter() - started
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("decision script answered %s", result[:3], extra=decision_log_fields(tenant_id, req, attempt))
 
         if tag == b"X":
             raise AlreadyExists(f"authorization_id {req.authorization_id!r} was used with a different request")
@@ -297,6 +304,18 @@ class Decider:
                 del self.tombstones[key]
             stored += 1
         return stored
+
+
+def decision_log_fields(tenant_id: str, req: authorization_pb2.AuthorizeRequest, attempt: str) -> dict[str, str]:
+    """The ids every log line about a decision carries (authz_server/logs.py puts them in JSON
+    lines): the decision id is the attempt id, also stored in the stream entry and in Postgres.
+    Card ids are tokens, never card numbers; no secret is ever among them."""
+    return {
+        "decision_id": attempt,
+        "authorization_id": req.authorization_id,
+        "tenant_id": tenant_id,
+        "card_id": req.card_id,
+    }
 
 
 def _decision_payload(tenant_id: str, key_id: str, req: authorization_pb2.AuthorizeRequest, shard: int) -> str:

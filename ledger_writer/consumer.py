@@ -223,7 +223,14 @@ class LedgerWriter:
             await pipe.execute()
         metrics.DEAD_LETTERS.inc(len(poison))
         for entry, error in poison:
-            log.error("dead-lettered %s %s: %s", entry.stream, entry.entry_id.decode(), error)
+            original = entry.fields or {}
+            log.error(
+                "dead-lettered %s %s: %s",
+                entry.stream,
+                entry.entry_id.decode(),
+                error,
+                extra={"decision_id": original.get(b"n", b"").decode(errors="replace")},
+            )
 
     async def _ack(self, batch: list[Entry]) -> None:
         """Acknowledges and deletes posted entries: only acknowledged entries ever leave a stream."""
