@@ -13,6 +13,7 @@ help:
 	@echo "make lint         ruff, mypy, buf lint, contract check, generated-code check"
 	@echo "make proto        regenerate zentra/cards/v1 from protos/"
 	@echo "make migrate      apply SQL migrations to DATABASE_URL (or the embedded Postgres)"
+	@echo "make bench-ledger ledger writer throughput and catch-up (ARGS=--quick for a short run)"
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python >= 3.11 is required"'
@@ -55,6 +56,11 @@ lint: $(STAMP) proto-check contract
 
 migrate: $(STAMP)
 	$(BIN)/python -m devstack migrate
+
+# The ledger writer's backlog drain rate and catch-up after a burst; JSON in loadtest/results/.
+.PHONY: bench-ledger
+bench-ledger: $(STAMP)
+	$(BIN)/python -m loadtest.ledger_bench $(ARGS)
 
 clean:
 	rm -rf build .data .pytest_cache .mypy_cache .ruff_cache
