@@ -447,3 +447,6 @@ def _replayed(response: authorization_pb2.AuthorizeResponse) -> authorization_pb
     again.CopyFrom(response)
     again.replayed = True
     return again
+
+
+script_args = _script_args

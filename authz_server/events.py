@@ -17,6 +17,7 @@ AUTHORIZATION_REQUESTED = "card.authorization.requested"
 AUTHORIZATION_APPROVED = "card.authorization.approved"
 AUTHORIZATION_DECLINED = "card.authorization.declined"
 AUTHORIZATION_REVIEW = "card.authorization.review"
+AUTHORIZATION_REVERSED = "card.authorization.reversed"
 # A fail-closed answer replaced a decision its own timed-out attempt had made (lua/tombstone.lua).
 AUTHORIZATION_VOIDED = "card.authorization.voided"
 

@@ -26,6 +26,7 @@ from authz_server.auth import Authenticator
 from authz_server.clock import Clock, SystemClock
 from authz_server.config import Settings
 from authz_server.decisions import Decider
+from authz_server.lifecycle import Lifecycle
 from authz_server.metrics import TOMBSTONES_DROPPED, TOMBSTONES_PENDING, WORKER_RSS
 from authz_server.redis_state.keys import Keyspace
 from authz_server.redis_state.rebuild import check_marker, ensure_projection
@@ -113,6 +114,9 @@ class AuthzServer:
         self.keyspace = Keyspace(s.key_prefix, s.shard_count)
         self.scripts = Scripts.register(self.redis)
         self.decider = Decider(s, self.redis, self.scripts, self.keyspace, self.clock)
+        self.lifecycle = Lifecycle(
+            self.redis, self.scripts, self.keyspace, self.clock, s.replay_retention_s, s.admin_timeout_ms / 1000
+        )
         authenticator = Authenticator(
             s.admin_token, lambda key_id: tenant_store.find_api_key(self.pool, key_id), s.api_key_cache_ttl_s
         )
@@ -130,7 +134,9 @@ class AuthzServer:
         ]
         server = grpc.aio.server(options=options, maximum_concurrent_rpcs=s.max_concurrent_rpcs)
         authorization_pb2_grpc.add_AuthorizationServiceServicer_to_server(
-            AuthorizationService(rpc_context, self.decider, self.pool, self.redis, self.keyspace, admin_timeout_s),
+            AuthorizationService(
+                rpc_context, self.decider, self.pool, self.redis, self.keyspace, admin_timeout_s, self.lifecycle
+            ),
             server,
         )
         ledger_pb2_grpc.add_LedgerServiceServicer_to_server(
@@ -172,7 +178,7 @@ class AuthzServer:
         status = health_pb2.HealthCheckResponse.SERVING
         try:
             async with asyncio.timeout(HEALTH_PROBE_TIMEOUT_S):
-                shas = [self.scripts.authorize.sha, self.scripts.tombstone.sha, self.scripts.project_card.sha]
+                shas = [script.sha for script in self.scripts.all()]
                 if not all(await self.redis.script_exists(*shas)):
                     await self.scripts.load_all(self.redis)
                 if not await check_marker(self.redis, self.keyspace):

@@ -124,6 +124,13 @@ def validate_authorize(req: authorization_pb2.AuthorizeRequest) -> Purchase:
     return Purchase(req.amount_minor, req.currency, merchant.mcc, merchant.country, req.channel)
 
 
+def validate_reverse(req: authorization_pb2.ReverseRequest) -> None:
+    require_id("reversal_id", req.reversal_id)
+    require_id("authorization_id", req.authorization_id)
+    if not 0 <= req.amount_minor <= AMOUNT_MINOR_MAX:
+        raise InvalidArgument("amount_minor", f"must be between 0 (the whole hold) and {AMOUNT_MINOR_MAX} minor units")
+
+
 def validate_issue_card(req: card_pb2.IssueCardRequest) -> None:
     require_id("idempotency_key", req.idempotency_key)
     require_id("customer_ref", req.customer_ref)

@@ -31,7 +31,7 @@ from authz_server.redis_state.keys import Keyspace
 from authz_server.services.rpc import DEPENDENCY_ERRORS
 from ledger_writer import metrics
 from ledger_writer.config import LedgerSettings
-from ledger_writer.records import DecisionRecord, RecordError, parse_entry
+from ledger_writer.records import Record, RecordError, parse_entry
 from ledger_writer.store import BatchResult, write_batch
 
 log = logging.getLogger(__name__)
@@ -107,10 +107,14 @@ class LedgerWriter:
                 taken += len(batch)
         return taken
 
-    async def _read(self, start: str, block_ms: int | None = None) -> list[Entry]:
+    async def _read(self, start: str, block_ms: int | None = None, count: int | None = None) -> list[Entry]:
         try:
             reply: Any = await self.redis.xreadgroup(
-                GROUP, self.consumer, dict.fromkeys(self.streams, start), count=self._per_stream_count, block=block_ms
+                GROUP,
+                self.consumer,
+                dict.fromkeys(self.streams, start),
+                count=count or self._per_stream_count,
+                block=block_ms,
             )
         except ResponseError as error:
             if "NOGROUP" not in str(error):
@@ -133,7 +137,12 @@ class LedgerWriter:
             remaining_ms = int((deadline - time.monotonic()) * 1000)
             if remaining_ms <= 0:
                 break
-            more = await self._read(">", block_ms=remaining_ms)
+            # COUNT is per stream: ask each for its share of the room left, so that the batch
+            # stays within batch_count_max.
+            room = self.settings.batch_count_max - len(batch)
+            if room < len(self.streams):
+                break
+            more = await self._read(">", block_ms=remaining_ms, count=room // len(self.streams))
             if not more:
                 break
             batch += more
@@ -160,7 +169,7 @@ class LedgerWriter:
     async def post(self, batch: list[Entry], stop: asyncio.Event) -> None:
         """Posts one batch: dead-letters what cannot be parsed, commits the rest (retrying while
         a dependency is down), then acknowledges and deletes every entry of the batch."""
-        records: list[tuple[Entry, DecisionRecord]] = []
+        records: list[tuple[Entry, Record]] = []
         poison: list[tuple[Entry, str]] = []
         for entry in batch:
             if entry.fields is None:
@@ -178,7 +187,7 @@ class LedgerWriter:
             await self._with_retry(lambda: self._dead_letter(poison), stop, "redis")
         await self._with_retry(lambda: self._ack(batch), stop, "redis")
 
-    async def _commit(self, records: list[tuple[Entry, DecisionRecord]]) -> list[tuple[Entry, str]]:
+    async def _commit(self, records: list[tuple[Entry, Record]]) -> list[tuple[Entry, str]]:
         """Writes the batch in one transaction. If the database refuses it (not a connection
         problem), writes the records one by one and returns those it refused, with why."""
         try:
@@ -198,7 +207,7 @@ class LedgerWriter:
                 refused.append((entry, f"refused by the ledger: {type(error).__name__}: {error}"))
         return refused
 
-    async def _write(self, records: list[DecisionRecord]) -> None:
+    async def _write(self, records: list[Record]) -> None:
         started = time.perf_counter()
         async with self.pool.acquire() as conn, conn.transaction():
             result: BatchResult = await write_batch(conn, records)

@@ -15,6 +15,7 @@ SETTLEMENT = "settlement_account"
 
 KIND_HOLD = "hold"
 KIND_VOID_RELEASE = "void_release"
+KIND_REVERSAL = "reversal"
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,3 +90,11 @@ def posting_for_void(
     """A voided approval releases its whole hold: debit reserved_balance, credit customer_balance."""
     return _move(tenant_id, KIND_VOID_RELEASE, authorization_id, authorization_id, account_ref, amount_minor,
                  currency, RESERVED, CUSTOMER)  # fmt: skip
+
+
+def posting_for_reversal(
+    tenant_id: str, reversal_id: str, authorization_id: str, account_ref: str, amount_minor: int, currency: str
+) -> Transaction:
+    """reverse Y: debit reserved_balance Y, credit customer_balance Y."""
+    return _move(tenant_id, KIND_REVERSAL, reversal_id, authorization_id, account_ref, amount_minor, currency,
+                 RESERVED, CUSTOMER)  # fmt: skip

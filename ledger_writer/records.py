@@ -13,6 +13,8 @@ from datetime import UTC, datetime
 DECISION_RECORD_SCHEMA = 1
 KIND_DECISION = "decision"
 KIND_VOID = "void"
+KIND_REVERSAL = "reversal"
+REVERSAL_RECORD_SCHEMA = 1
 
 
 class RecordError(ValueError):
@@ -70,9 +72,57 @@ def _int(value: object, name: str) -> int:
         raise RecordError(f"field {name!r} is not an integer") from None
 
 
-def parse_entry(fields: dict[bytes, bytes]) -> DecisionRecord:
-    """A DecisionRecord from a stream entry's fields; raises RecordError if malformed."""
+@dataclass(frozen=True, slots=True)
+class ReversalRecord:
+    """A release of (part of) an approval's hold, as lua/reverse.lua recorded it."""
+
+    tenant_id: str
+    reversal_id: str
+    authorization_id: str
+    card_id: str
+    currency: str
+    requested_minor: int  # 0 = the whole remaining hold
+    released_minor: int
+    remaining_hold_minor: int
+    actor_key_id: str
+    reversed_at: datetime
+
+
+Record = DecisionRecord | ReversalRecord
+
+
+def parse_reversal(fields: dict[bytes, bytes]) -> ReversalRecord:
+    try:
+        payload = json.loads(_text(fields, "p"))
+    except json.JSONDecodeError as error:
+        raise RecordError(f"payload is not JSON: {error}") from None
+    if not isinstance(payload, dict) or payload.get("schema") != REVERSAL_RECORD_SCHEMA:
+        raise RecordError(f"reversal payload schema is not {REVERSAL_RECORD_SCHEMA}")
+    try:
+        record = ReversalRecord(
+            tenant_id=str(payload["tenant_id"]),
+            reversal_id=str(payload["reversal_id"]),
+            authorization_id=str(payload["authorization_id"]),
+            card_id=str(payload["card_id"]),
+            currency=str(payload["currency"]),
+            requested_minor=_int(payload["requested_minor"], "requested_minor"),
+            released_minor=_int(_text(fields, "amt"), "amt"),
+            remaining_hold_minor=_int(_text(fields, "rem"), "rem"),
+            actor_key_id=str(payload["actor_key_id"]),
+            reversed_at=datetime.fromtimestamp(_int(_text(fields, "t"), "t") / 1000, tz=UTC),
+        )
+    except (KeyError, TypeError) as error:
+        raise RecordError(f"reversal payload lacks {error}") from None
+    if record.released_minor <= 0 or record.remaining_hold_minor < 0:
+        raise RecordError(f"reversal {record.reversal_id}: released {record.released_minor} is not positive")
+    return record
+
+
+def parse_entry(fields: dict[bytes, bytes]) -> Record:
+    """The record in a stream entry's fields; raises RecordError if malformed."""
     kind = _text(fields, "k")
+    if kind == KIND_REVERSAL:
+        return parse_reversal(fields)
     if kind not in (KIND_DECISION, KIND_VOID):
         raise RecordError(f"unknown entry kind {kind!r}")
     try:

@@ -16,14 +16,15 @@ from authz_server.events import (
     AUTHORIZATION_APPROVED,
     AUTHORIZATION_DECLINED,
     AUTHORIZATION_REQUESTED,
+    AUTHORIZATION_REVERSED,
     AUTHORIZATION_REVIEW,
     AUTHORIZATION_VOIDED,
     event_id,
 )
 from authz_server.policy import RESPONSE_CODES
 from ledger_writer.evidence import CardAtVersion, rule_trace
-from ledger_writer.postings import Transaction, posting_for_approval, posting_for_void
-from ledger_writer.records import KIND_DECISION, KIND_VOID, DecisionRecord
+from ledger_writer.postings import Transaction, posting_for_approval, posting_for_reversal, posting_for_void
+from ledger_writer.records import KIND_DECISION, KIND_VOID, DecisionRecord, Record, ReversalRecord
 from zentra.cards.v1 import types_pb2 as t
 
 STATUS_OF_DECISION: dict[int, str] = {t.APPROVE: "PENDING", t.DECLINE: "DECLINED", t.REVIEW: "REVIEW"}
@@ -67,7 +68,7 @@ async def _cards_at_versions(
     }
 
 
-async def _account_refs(conn: asyncpg.Connection, records: Sequence[DecisionRecord]) -> dict[tuple[str, str], str]:
+async def _account_refs(conn: asyncpg.Connection, records: Sequence[Record]) -> dict[tuple[str, str], str]:
     keys = {(r.tenant_id, r.card_id) for r in records}
     if not keys:
         return {}
@@ -94,7 +95,7 @@ async def _insert_authorizations(
 ) -> int:
     if not records:
         return 0
-    columns: list[list[object]] = [[] for _ in range(20)]
+    columns: list[list[object]] = [[] for _ in range(21)]
     for r in records:
         voided = r.kind == KIND_VOID
         decision, reason = (t.DECLINE, t.SYSTEM_UNAVAILABLE) if voided else (r.decision, r.reason)
@@ -103,7 +104,7 @@ async def _insert_authorizations(
             r.tenant_id, r.authorization_id, r.card_id, accounts.get((r.tenant_id, r.card_id)), r.amount_minor,
             r.currency, _merchant_json(r), r.channel, decision, reason, RESPONSE_CODES[reason], r.policy_version,
             r.exceeded_limit, json.dumps(trace), STATUS_OF_DECISION[decision], r.reserved_buckets, r.fingerprint,
-            r.attempt, r.actor_key_id, r.shard,
+            r.attempt, r.actor_key_id, r.shard, r.amount_minor if decision == t.APPROVE else 0,
         )  # fmt: skip
         for column, value in zip(columns, row, strict=True):
             column.append(value)
@@ -112,13 +113,13 @@ async def _insert_authorizations(
     inserted = await conn.fetch(
         """INSERT INTO authorizations (tenant_id, authorization_id, card_id, account_ref, amount_minor, currency,
                merchant, channel, decision, reason, response_code, policy_version, exceeded_limit, rules, status,
-               reserved_buckets, fingerprint, attempt, actor_key_id, shard, decided_at, voided_at)
-           SELECT a, b, c, d, e, f, g::jsonb, h, i, j, k, l, m, n::jsonb, o, p, q, r, s, u, v, w
+               reserved_buckets, fingerprint, attempt, actor_key_id, shard, remaining_hold_minor, decided_at, voided_at)
+           SELECT a, b, c, d, e, f, g::jsonb, h, i, j, k, l, m, n::jsonb, o, p, q, r, s, u, y, v, w
            FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::text[],
                        $8::smallint[], $9::smallint[], $10::smallint[], $11::text[], $12::bigint[], $13::text[],
                        $14::text[], $15::text[], $16::text[], $17::bytea[], $18::text[], $19::text[],
-                       $20::integer[], $21::timestamptz[], $22::timestamptz[])
-                AS x(a, b, c, d, e, f, g, h, i, j, k, l, m, n, o, p, q, r, s, u, v, w)
+                       $20::integer[], $21::bigint[], $22::timestamptz[], $23::timestamptz[])
+                AS x(a, b, c, d, e, f, g, h, i, j, k, l, m, n, o, p, q, r, s, u, y, v, w)
            ON CONFLICT (tenant_id, authorization_id) DO NOTHING
            RETURNING authorization_id""",
         *columns,
@@ -128,7 +129,11 @@ async def _insert_authorizations(
     return len(inserted)
 
 
-async def _insert_transactions(conn: asyncpg.Connection, transactions: Sequence[Transaction]) -> dict[str, int]:
+async def _insert_transactions(
+    conn: asyncpg.Connection, transactions: Sequence[Transaction], fresh_ids: set[tuple[str, str]] | None = None
+) -> dict[str, int]:
+    """Inserts the transactions not yet posted (and their entries); returns counts by kind and
+    adds the (tenant, transaction id) of those inserted now to `fresh_ids`."""
     if not transactions:
         return {}
     inserted = await conn.fetch(
@@ -142,6 +147,8 @@ async def _insert_transactions(conn: asyncpg.Connection, transactions: Sequence[
         [x.authorization_id for x in transactions],
     )
     fresh = {(r["tenant_id"], r["transaction_id"]) for r in inserted}
+    if fresh_ids is not None:
+        fresh_ids.update(fresh)
     entries = [
         (x.tenant_id, x.transaction_id, line, e)
         for x in transactions
@@ -207,13 +214,16 @@ def _event_payload(record: DecisionRecord, decision: int, reason: int) -> dict[s
     }
 
 
-async def write_batch(conn: asyncpg.Connection, records: Sequence[DecisionRecord]) -> BatchResult:
-    """Posts `records` (in stream order) in the caller's transaction."""
+async def write_batch(conn: asyncpg.Connection, records: Sequence[Record]) -> BatchResult:
+    """Posts `records` (in stream order) in the caller's transaction: decisions first, then the
+    voids and reversals that follow them in their streams."""
     result = BatchResult()
+    reversals = [r for r in records if isinstance(r, ReversalRecord)]
+    decision_records = [r for r in records if isinstance(r, DecisionRecord)]
     decisions = list(
-        {(r.tenant_id, r.authorization_id): r for r in reversed(records) if r.kind == KIND_DECISION}.values()
+        {(r.tenant_id, r.authorization_id): r for r in reversed(decision_records) if r.kind == KIND_DECISION}.values()
     )
-    voids = [r for r in records if r.kind == KIND_VOID]
+    voids = [r for r in decision_records if r.kind == KIND_VOID]
     accounts = await _account_refs(conn, records)
     cards = await _cards_at_versions(conn, decisions)
     result.authorizations = await _insert_authorizations(conn, decisions, accounts, cards)
@@ -244,7 +254,7 @@ async def write_batch(conn: asyncpg.Connection, records: Sequence[DecisionRecord
     release: list[Transaction] = []
     for r in voids:
         before = await conn.fetchrow(
-            """SELECT decision, voided_at FROM authorizations
+            """SELECT decision, voided_at, remaining_hold_minor FROM authorizations
                WHERE tenant_id = $1 AND authorization_id = $2 FOR UPDATE""",
             r.tenant_id,
             r.authorization_id,
@@ -255,17 +265,74 @@ async def write_batch(conn: asyncpg.Connection, records: Sequence[DecisionRecord
         elif before["voided_at"] is None:
             await conn.execute(
                 """UPDATE authorizations SET decision = $3, reason = $4, response_code = $5, status = 'DECLINED',
-                          voided_at = $6, rules = $7::jsonb
+                          voided_at = $6, rules = $7::jsonb, remaining_hold_minor = 0
                    WHERE tenant_id = $1 AND authorization_id = $2""",
                 r.tenant_id, r.authorization_id, t.DECLINE, t.SYSTEM_UNAVAILABLE,
                 RESPONSE_CODES[t.SYSTEM_UNAVAILABLE], r.decided_at, json.dumps(rule_trace(r, None)),
             )  # fmt: skip
-        if before is not None and before["decision"] == t.APPROVE:
+        if before is not None and before["decision"] == t.APPROVE and before["remaining_hold_minor"] > 0:
             account_ref = accounts[(r.tenant_id, r.card_id)]
-            release.append(posting_for_void(r.tenant_id, r.authorization_id, account_ref, r.amount_minor, r.currency))
+            held = before["remaining_hold_minor"]
+            release.append(posting_for_void(r.tenant_id, r.authorization_id, account_ref, held, r.currency))
         payload = _event_payload(r, t.DECLINE, t.SYSTEM_UNAVAILABLE)
         events.append((r.tenant_id, AUTHORIZATION_VOIDED, r.authorization_id, "void", payload, r.decided_at))
     for kind, count in (await _insert_transactions(conn, release)).items():
         result.postings[kind] = result.postings.get(kind, 0) + count
+    for kind, count in (await _post_reversals(conn, reversals, accounts, events)).items():
+        result.postings[kind] = result.postings.get(kind, 0) + count
     result.events = await _insert_events(conn, events)
     return result
+
+
+async def _post_reversals(
+    conn: asyncpg.Connection,
+    reversals: Sequence[ReversalRecord],
+    accounts: dict[tuple[str, str], str],
+    events: list[tuple[str, str, str, str, dict[str, object], object]],
+) -> dict[str, int]:
+    """Each reversal's release (posted once), and its effect on the authorization, applied
+    once: only when its transaction is inserted now, in stream order."""
+    if not reversals:
+        return {}
+    transactions = []
+    for r in reversals:
+        account_ref = accounts.get((r.tenant_id, r.card_id))
+        assert account_ref is not None, f"reversal {r.reversal_id} of unknown card {r.card_id}"
+        transactions.append(
+            posting_for_reversal(
+                r.tenant_id, r.reversal_id, r.authorization_id, account_ref, r.released_minor, r.currency
+            )
+        )
+    fresh: set[tuple[str, str]] = set()
+    counts = await _insert_transactions(conn, transactions, fresh)
+    for r, transaction in zip(reversals, transactions, strict=True):
+        if (r.tenant_id, transaction.transaction_id) not in fresh:
+            continue  # a redelivery: already applied
+        updated = await conn.execute(
+            """UPDATE authorizations
+               SET reversed_minor = reversed_minor + $3::bigint, remaining_hold_minor = $4::bigint,
+                   status = CASE WHEN $4::bigint = 0 THEN 'REVERSED' ELSE 'PARTIALLY_REVERSED' END
+               WHERE tenant_id = $1 AND authorization_id = $2 AND decision = 1""",
+            r.tenant_id,
+            r.authorization_id,
+            r.released_minor,
+            r.remaining_hold_minor,
+        )
+        assert updated == "UPDATE 1", f"reversal {r.reversal_id} of an approval the ledger has not recorded"
+        await conn.execute(
+            """INSERT INTO reversals (tenant_id, reversal_id, authorization_id, requested_minor, released_minor,
+                   remaining_hold_minor, actor_key_id, reversed_at)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING""",
+            r.tenant_id, r.reversal_id, r.authorization_id, r.requested_minor, r.released_minor,
+            r.remaining_hold_minor, r.actor_key_id, r.reversed_at,
+        )  # fmt: skip
+        payload: dict[str, object] = {
+            "authorization_id": r.authorization_id,
+            "reversal_id": r.reversal_id,
+            "card_id": r.card_id,
+            "released_minor": r.released_minor,
+            "remaining_hold_minor": r.remaining_hold_minor,
+            "currency": r.currency,
+        }
+        events.append((r.tenant_id, AUTHORIZATION_REVERSED, r.authorization_id, r.reversal_id, payload, r.reversed_at))
+    return counts

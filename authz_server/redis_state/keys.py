@@ -33,6 +33,10 @@ class Keyspace:
         """Hash: the stored answer to an authorization id (and what it reserved)."""
         return f"{self.prefix}:replay:{tenant_id}:{authorization_id}"
 
+    def reversal(self, tenant_id: str, reversal_id: str) -> str:
+        """Hash: a reversal's stored answer (authorization, requested, released, remaining)."""
+        return f"{self.prefix}:reversal:{tenant_id}:{reversal_id}"
+
     def stream(self, shard: int) -> str:
         """Stream: decision records of the shard, appended by the decision script only."""
         return f"{self.prefix}:{{s{shard}}}:decisions"

@@ -67,11 +67,13 @@ async def _rebuild_cards(pool: asyncpg.Pool, scripts: Scripts, keyspace: Keyspac
 
 async def _rebuild_counters(pool: asyncpg.Pool, redis: aioredis.Redis, keyspace: Keyspace, now_ms: int) -> int:
     """Window usage from live approvals: every bucket=period an approval reserved, summed, for
-    the periods that are current now. (Reversals and clearing adjust this with their issue.)"""
+    the periods that are current now, less what reversals released (a fully reversed approval
+    no longer counts as one)."""
     periods = period_ids(now_ms)
     rows = await pool.fetch(
         """SELECT tenant_id, card_id, shard, split_part(bucket, '=', 1) AS bucket, split_part(bucket, '=', 2) AS period,
-                  sum(amount_minor)::bigint AS amount, count(*) AS approvals
+                  sum(amount_minor - reversed_minor)::bigint AS amount,
+                  count(*) FILTER (WHERE remaining_hold_minor > 0 OR reversed_minor < amount_minor) AS approvals
            FROM authorizations, unnest(string_to_array(reserved_buckets, ';')) AS bucket
            WHERE decision = $1 AND voided_at IS NULL AND reserved_buckets <> ''
            GROUP BY 1, 2, 3, 4, 5""",
@@ -96,6 +98,42 @@ async def _rebuild_counters(pool: asyncpg.Pool, redis: aioredis.Redis, keyspace:
     return len(items)
 
 
+def remaining_hold_field(row: asyncpg.Record) -> dict[str, str]:
+    """The `h` field as the scripts leave it: absent until a release (reverse.lua writes it),
+    "0" after a fail-closed void (tombstone.lua)."""
+    if row["voided_at"] is not None:
+        return {"h": "0"}
+    if row["decision"] == t.APPROVE and row["reversed_minor"] > 0:
+        return {"h": str(row["remaining_hold_minor"])}
+    return {}
+
+
+async def _rebuild_reversal_records(
+    pool: asyncpg.Pool, redis: aioredis.Redis, keyspace: Keyspace, now_ms: int, retention_s: int
+) -> int:
+    rows = await pool.fetch(
+        """SELECT *, (extract(epoch FROM reversed_at) * 1000)::bigint AS reversed_at_ms FROM reversals
+           WHERE reversed_at > to_timestamp($1::double precision / 1000) - make_interval(secs => $2)""",
+        now_ms,
+        retention_s,
+    )
+    async with redis.pipeline(transaction=False) as pipe:
+        for row in rows:
+            key = keyspace.reversal(row["tenant_id"], row["reversal_id"])
+            pipe.hset(
+                key,
+                mapping={
+                    "auth": row["authorization_id"],
+                    "amt": str(row["requested_minor"]),
+                    "rel": str(row["released_minor"]),
+                    "rem": str(row["remaining_hold_minor"]),
+                },
+            )
+            pipe.expire(key, max(1, retention_s - max(0, (now_ms - row["reversed_at_ms"]) // 1000)))
+        await pipe.execute()
+    return len(rows)
+
+
 async def _rebuild_replay_records(
     pool: asyncpg.Pool, redis: aioredis.Redis, keyspace: Keyspace, now_ms: int, retention_s: int
 ) -> int:
@@ -114,31 +152,30 @@ async def _rebuild_replay_records(
                 m = row["merchant"]
                 merchant = json.loads(m) if isinstance(m, str) else m
                 key = keyspace.replay(row["tenant_id"], row["authorization_id"])
-                pipe.hset(
-                    key,
-                    mapping={
-                        "f": bytes(row["fingerprint"]),
-                        "d": str(row["decision"]),
-                        "r": str(row["reason"]),
-                        "v": str(row["policy_version"]),
-                        "t": str(row["decided_at_ms"]),
-                        "x": "" if row["voided_at"] is not None else row["exceeded_limit"],
-                        "n": row["attempt"],
-                        "a": str(row["amount_minor"]) if live_approval else "0",
-                        "b": row["reserved_buckets"] if live_approval else "",
-                        "p": decision_payload(
-                            row["tenant_id"],
-                            row["authorization_id"],
-                            row["card_id"],
-                            row["amount_minor"],
-                            row["currency"].strip(),
-                            (merchant["id"], merchant["name"], merchant["mcc"], merchant["country"], merchant["city"]),
-                            row["channel"],
-                            row["actor_key_id"],
-                            row["shard"],
-                        ),
-                    },
-                )
+                fields: dict[str | bytes, bytes | str] = {
+                    "f": bytes(row["fingerprint"]),
+                    "d": str(row["decision"]),
+                    "r": str(row["reason"]),
+                    "v": str(row["policy_version"]),
+                    "t": str(row["decided_at_ms"]),
+                    "x": "" if row["voided_at"] is not None else row["exceeded_limit"],
+                    "n": row["attempt"],
+                    "a": str(row["amount_minor"]) if live_approval else "0",
+                    "b": row["reserved_buckets"] if live_approval else "",
+                    "p": decision_payload(
+                        row["tenant_id"],
+                        row["authorization_id"],
+                        row["card_id"],
+                        row["amount_minor"],
+                        row["currency"].strip(),
+                        (merchant["id"], merchant["name"], merchant["mcc"], merchant["country"], merchant["city"]),
+                        row["channel"],
+                        row["actor_key_id"],
+                        row["shard"],
+                    ),
+                }
+                fields.update(remaining_hold_field(row))
+                pipe.hset(key, mapping=fields)  # type: ignore[arg-type]
                 age_s = max(0, (now_ms - row["decided_at_ms"]) // 1000)
                 pipe.expire(key, max(1, retention_s - age_s))
             await pipe.execute()
@@ -154,6 +191,7 @@ async def rebuild_projection(
     report.cards = await _rebuild_cards(pool, scripts, keyspace)
     report.counters = await _rebuild_counters(pool, redis, keyspace, now_ms)
     report.replay_records = await _rebuild_replay_records(pool, redis, keyspace, now_ms, retention_s)
+    report.replay_records += await _rebuild_reversal_records(pool, redis, keyspace, now_ms, retention_s)
     await redis.set(keyspace.projection_marker(), str(keyspace.shard_count))
     report.seconds = time.perf_counter() - started
     log.info(

@@ -19,6 +19,7 @@ class Scripts:
     authorize: AsyncScript
     tombstone: AsyncScript
     project_card: AsyncScript
+    reverse: AsyncScript
 
     @classmethod
     def register(cls, client: aioredis.Redis) -> Scripts:
@@ -26,10 +27,14 @@ class Scripts:
             authorize=client.register_script(lua_source("authorize")),
             tombstone=client.register_script(lua_source("tombstone")),
             project_card=client.register_script(lua_source("project_card")),
+            reverse=client.register_script(lua_source("reverse")),
         )
+
+    def all(self) -> tuple[AsyncScript, ...]:
+        return (self.authorize, self.tombstone, self.project_card, self.reverse)
 
     async def load_all(self, client: aioredis.Redis) -> None:
         """Loads every script into Redis's cache (start-up and health probe)."""
-        for script in (self.authorize, self.tombstone, self.project_card):
+        for script in self.all():
             sha = await client.script_load(script.script)
             assert sha == script.sha, (sha, script.sha)

@@ -18,6 +18,7 @@ from authz_server import metrics, validation
 from authz_server.auth import PROCESSOR, Principal
 from authz_server.decisions import Decider, spend_limit_from_label
 from authz_server.errors import NotFound
+from authz_server.lifecycle import Lifecycle
 from authz_server.policy import RESPONSE_CODES
 from authz_server.redis_state.keys import Keyspace
 from authz_server.services.rpc import RpcContext, rpc
@@ -87,6 +88,7 @@ def posted_authorization(row: AuthorizationRow) -> authorization_pb2.Authorizati
         recorded_at=_timestamp_from_datetime(row.recorded_at),
         actor_key_id=row.actor_key_id,
         account_ref=row.account_ref or "",
+        remaining_hold_minor=row.remaining_hold_minor,
     )
     exceeded = spend_limit_from_label(row.exceeded_limit)
     if exceeded is not None:
@@ -96,19 +98,26 @@ def posted_authorization(row: AuthorizationRow) -> authorization_pb2.Authorizati
 
 # The replay record fields GetAuthorization reads (see the lua/authorize.lua header); the
 # fingerprint (binary) and what the approval reserved are the hot path's business.
-REPLAY_FIELDS = ("d", "r", "v", "t", "x", "p")
+REPLAY_FIELDS = ("d", "r", "v", "t", "x", "p", "a", "h")
+REQUIRED_REPLAY_FIELDS = 7  # all but "h" (remaining hold), which appears with the first release
 
 
 def unposted_authorization(values: Sequence[bytes | str | None]) -> tuple[authorization_pb2.Authorization, str]:
     """The Authorization from its Redis replay record fields REPLAY_FIELDS, with posted = false,
     no rules and no ledger entries; and the key id that made it."""
     # The decision scripts write every field of a replay record in one HSET.
-    assert len(values) == len(REPLAY_FIELDS) and None not in values, values
+    assert len(values) == len(REPLAY_FIELDS) and None not in values[:REQUIRED_REPLAY_FIELDS], values
     fields = {
-        name: v.decode() if isinstance(v, bytes) else str(v) for name, v in zip(REPLAY_FIELDS, values, strict=True)
+        name: v.decode() if isinstance(v, bytes) else str(v)
+        for name, v in zip(REPLAY_FIELDS, values, strict=True)
+        if v is not None
     }
     payload = json.loads(fields["p"])
     decision, reason = int(fields["d"]), int(fields["r"])
+    remaining = int(fields.get("h", fields["a"]))
+    status = STATUS_OF_DECISION[decision]
+    if decision == t.APPROVE and remaining < int(payload["amount_minor"]):
+        status = "REVERSED" if remaining == 0 else "PARTIALLY_REVERSED"
     answer = authorization_pb2.Authorization(
         authorization_id=payload["authorization_id"],
         card_id=payload["card_id"],
@@ -123,7 +132,8 @@ def unposted_authorization(values: Sequence[bytes | str | None]) -> tuple[author
         policy_version=int(fields["v"]),
         decided_at=_timestamp_from_ms(int(fields["t"])),
         posted=False,
-        status=STATUS_OF_DECISION[decision],
+        status=status,
+        remaining_hold_minor=remaining,
         actor_key_id=payload["actor_key_id"],
     )
     exceeded = spend_limit_from_label(fields.get("x", ""))
@@ -141,14 +151,28 @@ class AuthorizationService(authorization_pb2_grpc.AuthorizationServiceServicer):
         redis: aioredis.Redis,
         keyspace: Keyspace,
         admin_timeout_s: float,
+        lifecycle: Lifecycle,
     ) -> None:
         assert admin_timeout_s > 0, f"admin_timeout_s must be > 0, got {admin_timeout_s}"
         self.rpc_context = rpc_context
         self._decider = decider
+        self._lifecycle = lifecycle
         self._pool = pool
         self._redis = redis
         self._keys = keyspace
         self._timeout_s = admin_timeout_s
+
+    @rpc(_SVC + "Reverse")
+    async def Reverse(
+        self,
+        request: authorization_pb2.ReverseRequest,
+        context: grpc.aio.ServicerContext,
+        principal: Principal,
+    ) -> authorization_pb2.ReverseResponse:
+        """Releases all or part of an approval's hold; see the proto for every outcome. Safe to
+        retry with the same reversal_id (the answer is replayed, nothing is released twice)."""
+        validation.validate_reverse(request)
+        return await self._lifecycle.reverse(principal.tenant_id, principal.key_id, request)
 
     @rpc(_SVC + "Authorize")
     async def Authorize(

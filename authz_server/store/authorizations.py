@@ -55,6 +55,7 @@ class AuthorizationRow:
     decided_at: datetime
     recorded_at: datetime
     entries: tuple[EntryRow, ...]
+    remaining_hold_minor: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +96,7 @@ async def find_authorization(pool: asyncpg.Pool, tenant_id: str, authorization_i
         row = await conn.fetchrow(
             """SELECT tenant_id, authorization_id, card_id, account_ref, amount_minor, currency, merchant, channel,
                       decision, reason, response_code, policy_version, exceeded_limit, rules, status, actor_key_id,
-                      decided_at, recorded_at
+                      decided_at, recorded_at, remaining_hold_minor
                FROM authorizations WHERE tenant_id = $1 AND authorization_id = $2""",
             tenant_id,
             authorization_id,
@@ -135,6 +136,7 @@ async def find_authorization(pool: asyncpg.Pool, tenant_id: str, authorization_i
         decided_at=row["decided_at"],
         recorded_at=row["recorded_at"],
         entries=tuple(_entry(e) for e in entries),
+        remaining_hold_minor=row["remaining_hold_minor"],
     )
 
 

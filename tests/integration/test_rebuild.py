@@ -13,7 +13,7 @@ import redis
 from authz_server.windows import WINDOW_LETTERS, period_ids
 from tests.support.api import Api, TenantKeys, bearer
 from tests.support.stack import ADMIN_TOKEN, Backing, Ledger, ThreadedServer, wait_until
-from zentra.cards.v1 import card_pb2
+from zentra.cards.v1 import authorization_pb2, card_pb2
 from zentra.cards.v1 import types_pb2 as t
 
 INTERVAL_OF_LETTER = {letter: interval for interval, letter in WINDOW_LETTERS.items()}
@@ -26,7 +26,7 @@ def projection_of(client: redis.Redis, prefix: str, tenant_id: str, now_ms: int)
     view: dict[str, object] = {}
     for key in client.scan_iter(match=f"{prefix}:*:{tenant_id}:*"):
         name = key.decode()
-        if ":card:" in name or ":replay:" in name:
+        if ":card:" in name or ":replay:" in name or ":reversal:" in name:
             view[name] = client.hgetall(key)
         elif ":use:" in name:
             fields = client.hgetall(key)
@@ -72,7 +72,16 @@ def traffic(api: Api, tenant: TenantKeys) -> list[str]:
             (100, "7995"),
             (5000, "5812"),
         ]:
-            ids.append(api.authorize(tenant.processor, card.card_id, amount, mcc=mcc).authorization_id)
+            response = api.authorize(tenant.processor, card.card_id, amount, mcc=mcc)
+            ids.append(response.authorization_id)
+            if response.decision == t.APPROVE and amount in (1000, 3000):
+                # Reversals too: a partial one (the hold and counters shrink) and a full one.
+                request = authorization_pb2.ReverseRequest(
+                    reversal_id=f"rev-{response.authorization_id}",
+                    authorization_id=response.authorization_id,
+                    amount_minor=400 if amount == 3000 else 0,
+                )
+                api.authz.Reverse(request, metadata=bearer(tenant.processor))
     return ids
 
 
@@ -87,6 +96,7 @@ def test_rebuilt_projection_equals_the_live_one(
     live = projection_of(client, prefix, tenant.tenant_id, now_ms)
     assert any(":use:" in k and v for k, v in live.items()), "the traffic reserved something"
     assert sum(":replay:" in k for k in live) == 18
+    assert sum(":reversal:" in k for k in live) >= 2
 
     assert forget_projection(client, prefix) > 0
     assert projection_of(client, prefix, tenant.tenant_id, now_ms) == {}

@@ -149,6 +149,17 @@ def _the_authorization(scene: Scene, response: object) -> None:
     ), f"GetAuthorization answered {response}, not the authorization"  # fmt: skip
 
 
+def _reversed(scene: Scene, response: object) -> None:
+    assert isinstance(response, authorization_pb2.ReverseResponse)
+    assert (response.released_minor, response.remaining_hold_minor) == (scene.authorize_request.amount_minor, 0)
+    assert usage(scene.server, scene.tenant.tenant_id, scene.card.card_id).get(b"D|a") == b"0", "the hold is released"
+
+
+def _still_held(scene: Scene) -> None:
+    held = usage(scene.server, scene.tenant.tenant_id, scene.card.card_id).get(b"D|a")
+    assert held == str(scene.authorize_request.amount_minor).encode(), "a refused Reverse releases nothing"
+
+
 def _balances(scene: Scene, response: object) -> None:
     assert isinstance(response, ledger_pb2.AccountBalances)
     assert response.account_ref == scene.card.account_ref, f"GetAccountBalances answered {response}"
@@ -223,6 +234,19 @@ METHODS = [
         ),
         _the_authorization,
         lambda s: None,  # a read changes nothing either way
+        prepare=_authorized_by_the_processor,
+    ),
+    Method(
+        "AuthorizationService/Reverse",
+        frozenset({"ADMIN", "PROCESSOR"}),
+        lambda s, md: s.api.authz.Reverse(
+            authorization_pb2.ReverseRequest(
+                reversal_id=new_id("rev"), authorization_id=s.authorize_request.authorization_id
+            ),
+            metadata=md,
+        ),
+        _reversed,
+        _still_held,
         prepare=_authorized_by_the_processor,
     ),
     Method(

@@ -33,7 +33,7 @@ def assert_balanced(fetch: Fetch, tenant_ids: Iterable[str]) -> None:
 
 
 def assert_reserved_matches_holds(fetch: Fetch, tenant_ids: Iterable[str]) -> None:
-    """§5.2: reserved_balance of every account = approved (and not voided) holds."""
+    """§5.2: reserved_balance of every account = approved (not voided) - reversed."""
     tenants = list(tenant_ids)
     reserved = {
         (r["tenant_id"], r["account_ref"], r["currency"]): r["balance"]
@@ -48,13 +48,18 @@ def assert_reserved_matches_holds(fetch: Fetch, tenant_ids: Iterable[str]) -> No
     approved = {
         (r["tenant_id"], r["account_ref"], r["currency"].strip()): r["total"]
         for r in fetch(
-            """SELECT tenant_id, account_ref, currency, sum(amount_minor) AS total FROM authorizations
-               WHERE tenant_id = ANY($1::text[]) AND decision = 1 AND voided_at IS NULL
-               GROUP BY tenant_id, account_ref, currency""",
+            """SELECT a.tenant_id, a.account_ref, a.currency,
+                      sum(a.amount_minor - COALESCE((SELECT sum(v.released_minor) FROM reversals v
+                                                    WHERE v.tenant_id = a.tenant_id
+                                                      AND v.authorization_id = a.authorization_id), 0)) AS total
+               FROM authorizations a
+               WHERE a.tenant_id = ANY($1::text[]) AND a.decision = 1 AND a.voided_at IS NULL
+               GROUP BY a.tenant_id, a.account_ref, a.currency""",
             tenants,
         )
     }
     nonzero = {k: v for k, v in reserved.items() if v}
+    approved = {k: v for k, v in approved.items() if v}
     assert nonzero == approved, "reserved_balance per account must equal the sum of live approvals"
 
 
@@ -67,6 +72,21 @@ def assert_one_hold_per_approval(fetch: Fetch, approved: dict[tuple[str, str], i
         list(tenant_ids),
     )
     found = {(r["tenant_id"], r["authorization_id"]): (r["n"], r["amount"]) for r in holds}
+    # A call answered fail-closed whose script still ran and approved was voided: its hold
+    # exists and must be released exactly once (lua/tombstone.lua, docs/decisions.md).
+    voided = fetch(
+        """SELECT a.tenant_id, a.authorization_id,
+                  (SELECT count(*) FROM ledger_transactions v WHERE v.tenant_id = a.tenant_id
+                     AND v.authorization_id = a.authorization_id AND v.kind = 'void_release') AS releases
+           FROM authorizations a WHERE a.tenant_id = ANY($1::text[]) AND a.voided_at IS NOT NULL""",
+        list(tenant_ids),
+    )
+    for row in voided:
+        key = (row["tenant_id"], row["authorization_id"])
+        if key in found:
+            assert key not in approved, f"{key} was answered APPROVE but voided"
+            assert row["releases"] == 1, f"voided {key} holds {found[key]} but has {row['releases']} releases"
+            del found[key]
     assert set(found) == set(approved), (
         f"holds without approval: {len(set(found) - set(approved))}, approvals without hold: {len(set(approved) - set(found))}"
     )

@@ -301,6 +301,7 @@ ALLOWED = {
     "CardService/UnfreezeCard": {t.ADMIN, t.OPERATOR},
     "CardService/CloseCard": {t.ADMIN},
     "AuthorizationService/Authorize": {t.ADMIN, t.PROCESSOR},
+    "AuthorizationService/Reverse": {t.ADMIN, t.PROCESSOR},
     # A PROCESSOR reads only what it authorized; the handler enforces that (integration tests).
     "AuthorizationService/GetAuthorization": {t.ADMIN, t.OPERATOR, t.PROCESSOR},
     "LedgerService/GetAccountBalances": {t.ADMIN, t.OPERATOR},

@@ -16,7 +16,7 @@
 -- Returns "tombstoned" (nothing was stored), "voided" (our attempt's answer was replaced) or "kept".
 
 local DECLINE, APPROVE, SYSTEM_UNAVAILABLE = "2", "1", "12"
-local stored = redis.call("HMGET", KEYS[1], "f", "d", "n", "a", "b", "v", "r")
+local stored = redis.call("HMGET", KEYS[1], "f", "d", "n", "a", "b", "v", "r", "h")
 
 if not stored[1] then
   redis.call("XADD", KEYS[3], "*", "k", "decision", "p", ARGV[5], "d", DECLINE, "r", SYSTEM_UNAVAILABLE,
@@ -34,7 +34,7 @@ end
 redis.call("XADD", KEYS[3], "*", "k", "void", "p", ARGV[5], "d", DECLINE, "r", SYSTEM_UNAVAILABLE,
   "v", stored[6], "t", ARGV[3], "x", "", "n", ARGV[2], "b", stored[5], "f", ARGV[1])
 if stored[2] == APPROVE and stored[5] ~= "" then
-  local release = "-" .. stored[4]
+  local release = "-" .. (stored[8] or stored[4])  -- what is still held (reversals may have released some)
   for name, period in string.gmatch(stored[5], "([^;=]+)=([^;]+)") do
     if redis.call("HGET", KEYS[2], name .. "|p") == period then
       redis.call("HINCRBY", KEYS[2], name .. "|a", release)
@@ -42,5 +42,5 @@ if stored[2] == APPROVE and stored[5] ~= "" then
     end
   end
 end
-redis.call("HSET", KEYS[1], "d", DECLINE, "r", SYSTEM_UNAVAILABLE, "x", "", "a", "0", "b", "")
+redis.call("HSET", KEYS[1], "d", DECLINE, "r", SYSTEM_UNAVAILABLE, "x", "", "a", "0", "b", "", "h", "0")
 return "voided"

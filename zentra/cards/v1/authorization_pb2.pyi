@@ -47,6 +47,30 @@ class AuthorizeResponse(_message.Message):
     exceeded_limit: _types_pb2.SpendLimit
     def __init__(self, authorization_id: _Optional[str] = ..., decision: _Optional[_Union[_types_pb2.Decision, str]] = ..., reason: _Optional[_Union[_types_pb2.Reason, str]] = ..., response_code: _Optional[str] = ..., replayed: _Optional[bool] = ..., policy_version: _Optional[int] = ..., decided_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., exceeded_limit: _Optional[_Union[_types_pb2.SpendLimit, _Mapping]] = ...) -> None: ...
 
+class ReverseRequest(_message.Message):
+    __slots__ = ("reversal_id", "authorization_id", "amount_minor")
+    REVERSAL_ID_FIELD_NUMBER: _ClassVar[int]
+    AUTHORIZATION_ID_FIELD_NUMBER: _ClassVar[int]
+    AMOUNT_MINOR_FIELD_NUMBER: _ClassVar[int]
+    reversal_id: str
+    authorization_id: str
+    amount_minor: int
+    def __init__(self, reversal_id: _Optional[str] = ..., authorization_id: _Optional[str] = ..., amount_minor: _Optional[int] = ...) -> None: ...
+
+class ReverseResponse(_message.Message):
+    __slots__ = ("reversal_id", "authorization_id", "released_minor", "remaining_hold_minor", "replayed")
+    REVERSAL_ID_FIELD_NUMBER: _ClassVar[int]
+    AUTHORIZATION_ID_FIELD_NUMBER: _ClassVar[int]
+    RELEASED_MINOR_FIELD_NUMBER: _ClassVar[int]
+    REMAINING_HOLD_MINOR_FIELD_NUMBER: _ClassVar[int]
+    REPLAYED_FIELD_NUMBER: _ClassVar[int]
+    reversal_id: str
+    authorization_id: str
+    released_minor: int
+    remaining_hold_minor: int
+    replayed: bool
+    def __init__(self, reversal_id: _Optional[str] = ..., authorization_id: _Optional[str] = ..., released_minor: _Optional[int] = ..., remaining_hold_minor: _Optional[int] = ..., replayed: _Optional[bool] = ...) -> None: ...
+
 class GetAuthorizationRequest(_message.Message):
     __slots__ = ("authorization_id",)
     AUTHORIZATION_ID_FIELD_NUMBER: _ClassVar[int]
@@ -64,7 +88,7 @@ class RuleResult(_message.Message):
     def __init__(self, rule: _Optional[str] = ..., passed: _Optional[bool] = ..., detail: _Optional[str] = ...) -> None: ...
 
 class Authorization(_message.Message):
-    __slots__ = ("authorization_id", "card_id", "tenant_id", "amount_minor", "currency", "merchant", "channel", "decision", "reason", "response_code", "policy_version", "decided_at", "rules", "ledger_entries", "posted", "status", "exceeded_limit", "recorded_at", "actor_key_id", "account_ref")
+    __slots__ = ("authorization_id", "card_id", "tenant_id", "amount_minor", "currency", "merchant", "channel", "decision", "reason", "response_code", "policy_version", "decided_at", "rules", "ledger_entries", "posted", "status", "exceeded_limit", "recorded_at", "actor_key_id", "account_ref", "remaining_hold_minor")
     AUTHORIZATION_ID_FIELD_NUMBER: _ClassVar[int]
     CARD_ID_FIELD_NUMBER: _ClassVar[int]
     TENANT_ID_FIELD_NUMBER: _ClassVar[int]
@@ -85,6 +109,7 @@ class Authorization(_message.Message):
     RECORDED_AT_FIELD_NUMBER: _ClassVar[int]
     ACTOR_KEY_ID_FIELD_NUMBER: _ClassVar[int]
     ACCOUNT_REF_FIELD_NUMBER: _ClassVar[int]
+    REMAINING_HOLD_MINOR_FIELD_NUMBER: _ClassVar[int]
     authorization_id: str
     card_id: str
     tenant_id: str
@@ -105,4 +130,5 @@ class Authorization(_message.Message):
     recorded_at: _timestamp_pb2.Timestamp
     actor_key_id: str
     account_ref: str
-    def __init__(self, authorization_id: _Optional[str] = ..., card_id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., amount_minor: _Optional[int] = ..., currency: _Optional[str] = ..., merchant: _Optional[_Union[_types_pb2.Merchant, _Mapping]] = ..., channel: _Optional[_Union[_types_pb2.Channel, str]] = ..., decision: _Optional[_Union[_types_pb2.Decision, str]] = ..., reason: _Optional[_Union[_types_pb2.Reason, str]] = ..., response_code: _Optional[str] = ..., policy_version: _Optional[int] = ..., decided_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., rules: _Optional[_Iterable[_Union[RuleResult, _Mapping]]] = ..., ledger_entries: _Optional[_Iterable[_Union[_ledger_pb2.LedgerEntry, _Mapping]]] = ..., posted: _Optional[bool] = ..., status: _Optional[str] = ..., exceeded_limit: _Optional[_Union[_types_pb2.SpendLimit, _Mapping]] = ..., recorded_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., actor_key_id: _Optional[str] = ..., account_ref: _Optional[str] = ...) -> None: ...
+    remaining_hold_minor: int
+    def __init__(self, authorization_id: _Optional[str] = ..., card_id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., amount_minor: _Optional[int] = ..., currency: _Optional[str] = ..., merchant: _Optional[_Union[_types_pb2.Merchant, _Mapping]] = ..., channel: _Optional[_Union[_types_pb2.Channel, str]] = ..., decision: _Optional[_Union[_types_pb2.Decision, str]] = ..., reason: _Optional[_Union[_types_pb2.Reason, str]] = ..., response_code: _Optional[str] = ..., policy_version: _Optional[int] = ..., decided_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., rules: _Optional[_Iterable[_Union[RuleResult, _Mapping]]] = ..., ledger_entries: _Optional[_Iterable[_Union[_ledger_pb2.LedgerEntry, _Mapping]]] = ..., posted: _Optional[bool] = ..., status: _Optional[str] = ..., exceeded_limit: _Optional[_Union[_types_pb2.SpendLimit, _Mapping]] = ..., recorded_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., actor_key_id: _Optional[str] = ..., account_ref: _Optional[str] = ..., remaining_hold_minor: _Optional[int] = ...) -> None: ...

@@ -44,6 +44,11 @@ class AuthorizationServiceStub:
                 request_serializer=zentra_dot_cards_dot_v1_dot_authorization__pb2.GetAuthorizationRequest.SerializeToString,
                 response_deserializer=zentra_dot_cards_dot_v1_dot_authorization__pb2.Authorization.FromString,
                 _registered_method=True)
+        self.Reverse = channel.unary_unary(
+                '/zentra.cards.v1.AuthorizationService/Reverse',
+                request_serializer=zentra_dot_cards_dot_v1_dot_authorization__pb2.ReverseRequest.SerializeToString,
+                response_deserializer=zentra_dot_cards_dot_v1_dot_authorization__pb2.ReverseResponse.FromString,
+                _registered_method=True)
 
 
 class AuthorizationServiceServicer:
@@ -71,6 +76,19 @@ class AuthorizationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Reverse(self, request, context):
+        """PROCESSOR, ADMIN. Releases all (amount_minor 0) or part of an approval's remaining hold,
+        in the same atomic Redis step as the window counters it was counted in (a full release
+        also gives back the approval's count), and hands the release to the ledger. Idempotent on
+        reversal_id: the same request again answers the same with replayed = true; the id reused
+        with another authorization or amount is ALREADY_EXISTS. Unknown authorization (or another
+        tenant's) is NOT_FOUND; a declined or REVIEW authorization, nothing left to release, or
+        more than the remaining hold is FAILED_PRECONDITION.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AuthorizationServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -83,6 +101,11 @@ def add_AuthorizationServiceServicer_to_server(servicer, server):
                     servicer.GetAuthorization,
                     request_deserializer=zentra_dot_cards_dot_v1_dot_authorization__pb2.GetAuthorizationRequest.FromString,
                     response_serializer=zentra_dot_cards_dot_v1_dot_authorization__pb2.Authorization.SerializeToString,
+            ),
+            'Reverse': grpc.unary_unary_rpc_method_handler(
+                    servicer.Reverse,
+                    request_deserializer=zentra_dot_cards_dot_v1_dot_authorization__pb2.ReverseRequest.FromString,
+                    response_serializer=zentra_dot_cards_dot_v1_dot_authorization__pb2.ReverseResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -139,6 +162,33 @@ class AuthorizationService:
             '/zentra.cards.v1.AuthorizationService/GetAuthorization',
             zentra_dot_cards_dot_v1_dot_authorization__pb2.GetAuthorizationRequest.SerializeToString,
             zentra_dot_cards_dot_v1_dot_authorization__pb2.Authorization.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Reverse(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/zentra.cards.v1.AuthorizationService/Reverse',
+            zentra_dot_cards_dot_v1_dot_authorization__pb2.ReverseRequest.SerializeToString,
+            zentra_dot_cards_dot_v1_dot_authorization__pb2.ReverseResponse.FromString,
             options,
             channel_credentials,
             insecure,
