@@ -6,7 +6,8 @@ multiprocess mode: every worker writes its metrics to files in a private directo
 parent aggregates), and forwards SIGTERM/SIGINT to them. Whether the signal reaches the whole
 process group (Ctrl-C, systemd) or only the parent (docker stop), every worker drains its
 in-flight calls and exits; then the parent exits. A worker that dies on its own takes the
-others down with it and the parent exits non-zero, for the supervisor to restart the set.
+others down with it and the parent exits non-zero, for the supervisor to restart the set; a
+parent that is killed outright takes its workers with it (PR_SET_PDEATHSIG).
 
 SO_REUSEPORT balances connections, not calls: a client holding one HTTP/2 connection keeps
 one worker busy. grpc.max_connection_age_ms (server.py) makes clients reconnect, and so
@@ -15,6 +16,8 @@ rebalance, every few minutes.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import logging
 import os
 import shutil
@@ -34,6 +37,18 @@ log = logging.getLogger(__name__)
 WORKER_INDEX_ENV = "AUTHZ_WORKER_INDEX"
 POLL_INTERVAL_S = 0.1  # how often the parent checks on its workers
 STOP_WAIT_S_EXTRA = 5.0  # beyond the workers' own shutdown grace, before they are killed
+PR_SET_PDEATHSIG = 1  # prctl(2) option: signal this process when its parent dies
+
+
+def _die_with_parent() -> None:
+    """Runs in each worker before exec: on Linux, ask the kernel to SIGTERM the worker when the
+    supervising parent dies (even by SIGKILL), so that no orphaned worker keeps serving, and
+    deciding, outside the set the supervisor manages."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass  # not Linux: the parent's own shutdown path still stops its workers
 
 
 def run_workers(settings: Settings) -> int:
@@ -55,7 +70,11 @@ def run_workers(settings: Settings) -> int:
     try:
         for index in range(settings.workers):
             worker_env = {**env, WORKER_INDEX_ENV: str(index)}
-            workers.append(subprocess.Popen([sys.executable, "-m", "authz_server", "serve"], env=worker_env))
+            workers.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "authz_server", "serve"], env=worker_env, preexec_fn=_die_with_parent
+                )
+            )
         if settings.metrics_port:
             registry = CollectorRegistry()
             multiprocess.MultiProcessCollector(registry, path=metrics_dir)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -66,12 +67,14 @@ def server_process(backing: Backing, tmp_path: Path) -> Iterator[ServerProcess]:
     }
     log = tmp_path / "server.log"
     with log.open("wb") as sink:
-        process = subprocess.Popen([sys.executable, "-m", "authz_server"], env=env, cwd=REPO, stdout=sink, stderr=sink)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "authz_server"], env=env, cwd=REPO, stdout=sink, stderr=sink, start_new_session=True
+        )
     running = ServerProcess(process, f"127.0.0.1:{port}", metrics_port, log)
     try:
         wait_serving(running.target, process)
         yield running
     finally:
         if process.poll() is None:
-            process.kill()
+            os.killpg(process.pid, signal.SIGKILL)  # the parent and its workers
             process.wait()

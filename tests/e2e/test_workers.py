@@ -4,8 +4,10 @@ or to the whole process group (Ctrl-C) drains both."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import urllib.request
@@ -18,7 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from devstack.embedded import free_port
 from tests.e2e.conftest import REPO, wait_serving
 from tests.support.api import Api, bearer
-from tests.support.stack import ADMIN_TOKEN, Backing
+from tests.support.stack import ADMIN_TOKEN, Backing, wait_until
 from zentra.cards.v1 import authorization_pb2_grpc
 from zentra.cards.v1 import types_pb2 as t
 
@@ -91,3 +93,22 @@ def test_two_workers_share_the_port_and_the_metrics(backing: Backing, tmp_path: 
         if parent.poll() is None:
             os.killpg(parent.pid, signal.SIGKILL)
             parent.wait()
+
+
+def test_workers_die_with_a_killed_parent(backing: Backing, tmp_path: Path) -> None:
+    """A supervisor killed outright (SIGKILL) takes its workers with it: none keeps serving."""
+    port, metrics_port = free_port(), free_port()
+    parent = start_workers(backing, tmp_path, port, metrics_port, new_session=True)
+    try:
+        wait_serving(f"127.0.0.1:{port}", parent)
+        parent.kill()
+        parent.wait()
+
+        def port_closed() -> bool:
+            with socket.socket() as sock:
+                return sock.connect_ex(("127.0.0.1", port)) != 0
+
+        assert wait_until(port_closed, timeout_s=20), "orphaned workers still serve the port"
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(parent.pid, signal.SIGKILL)

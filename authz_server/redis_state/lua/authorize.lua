@@ -44,6 +44,9 @@ local fingerprint = ARGV[1]
 local stored = redis.call("HMGET", KEYS[3], "f", "d", "r", "v", "t", "x")
 if stored[1] then
   if stored[1] == fingerprint then
+    -- This answer is now delivered to a caller: a fail-closed tombstone of the attempt that
+    -- stored it must no longer void it (tombstone.lua reads "dl").
+    redis.call("HSET", KEYS[3], "dl", "1")
     return {"R", stored[2], stored[3], stored[4], stored[5], stored[6]}
   end
   return {"X"}

@@ -6,7 +6,7 @@
 -- what the caller was told: if nothing is stored it stores the fail-closed decline; if the
 -- timed-out attempt itself stored an answer, it turns that answer into the fail-closed
 -- decline and, for an approval, gives back what it reserved. Answers stored by any other
--- attempt are left alone. Atomic so that no decision can slip in between the check and the
+-- attempt, and answers an identical retry has already been given, are left alone. Atomic so that no decision can slip in between the check and the
 -- write.
 --
 -- KEYS[1] replay record hash   KEYS[2] card usage hash   KEYS[3] the card shard's decision stream
@@ -16,7 +16,7 @@
 -- Returns "tombstoned" (nothing was stored), "voided" (our attempt's answer was replaced) or "kept".
 
 local DECLINE, APPROVE, SYSTEM_UNAVAILABLE = "2", "1", "12"
-local stored = redis.call("HMGET", KEYS[1], "f", "d", "n", "a", "b", "v", "r", "h")
+local stored = redis.call("HMGET", KEYS[1], "f", "d", "n", "a", "b", "v", "r", "h", "dl")
 
 if not stored[1] then
   redis.call("XADD", KEYS[3], "*", "k", "decision", "p", ARGV[5], "d", DECLINE, "r", SYSTEM_UNAVAILABLE,
@@ -26,7 +26,9 @@ if not stored[1] then
   redis.call("EXPIRE", KEYS[1], tonumber(ARGV[4]))
   return "tombstoned"
 end
-if stored[1] ~= ARGV[1] or stored[3] ~= ARGV[2] or stored[7] == SYSTEM_UNAVAILABLE then
+-- Kept: another attempt's answer, an answer already fail-closed, or one already replayed to a
+-- caller (an identical retry was told it, so it stands).
+if stored[1] ~= ARGV[1] or stored[3] ~= ARGV[2] or stored[7] == SYSTEM_UNAVAILABLE or stored[9] == "1" then
   return "kept"
 end
 
