@@ -38,6 +38,8 @@ METHOD_ROLES: dict[str, frozenset[int]] = {
     _SVC + "CardService/CloseCard": frozenset({ADMIN}),
     _SVC + "AuthorizationService/Authorize": frozenset({ADMIN, PROCESSOR}),
     _SVC + "AuthorizationService/Reverse": frozenset({ADMIN, PROCESSOR}),
+    _SVC + "ClearingService/PostClearing": frozenset({ADMIN, PROCESSOR}),
+    _SVC + "ClearingService/IngestClearingFile": frozenset({ADMIN, PROCESSOR}),
     # A PROCESSOR key sees only the authorizations it made; the handler enforces that part.
     _SVC + "AuthorizationService/GetAuthorization": frozenset({ADMIN, OPERATOR, PROCESSOR}),
     _SVC + "LedgerService/GetAccountBalances": frozenset({ADMIN, OPERATOR}),

@@ -18,6 +18,11 @@ AUTHORIZATION_APPROVED = "card.authorization.approved"
 AUTHORIZATION_DECLINED = "card.authorization.declined"
 AUTHORIZATION_REVIEW = "card.authorization.review"
 AUTHORIZATION_REVERSED = "card.authorization.reversed"
+CLEARING_POSTED = "card.clearing.posted"
+CLEARING_MISMATCH = "card.clearing.mismatch"
+REFUND_POSTED = "card.refund.posted"
+REVIEW_OPENED = "review.opened"
+REVIEW_RESOLVED = "review.resolved"
 # A fail-closed answer replaced a decision its own timed-out attempt had made (lua/tombstone.lua).
 AUTHORIZATION_VOIDED = "card.authorization.voided"
 

@@ -5,16 +5,18 @@ event to the ledger through the card shard's stream."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 
+import asyncpg
 import redis.asyncio as aioredis
 
 from authz_server.clock import Clock
-from authz_server.errors import AlreadyExists, FailedPrecondition, NotFound
+from authz_server.errors import AlreadyExists, FailedPrecondition, NotFound, Unavailable
 from authz_server.redis_state.keys import Keyspace
 from authz_server.redis_state.scripts import Scripts
 from authz_server.windows import WINDOW_LETTERS, period_ids
-from zentra.cards.v1 import authorization_pb2
+from zentra.cards.v1 import authorization_pb2, clearing_pb2
 
 REVERSAL_RECORD_SCHEMA = 1
 
@@ -93,5 +95,123 @@ class Lifecycle:
             authorization_id=req.authorization_id,
             released_minor=int(result[1]),
             remaining_hold_minor=int(result[2]),
+            replayed=tag == b"R",
+        )
+
+
+CLEARING_RECORD_SCHEMA = 1
+
+
+class Clearing:
+    """Matches clearing records to authorizations (lua/clear.lua) and hands them to the ledger."""
+
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        pool: asyncpg.Pool,
+        scripts: Scripts,
+        keyspace: Keyspace,
+        clock: Clock,
+        retention_s: int,
+        timeout_s: float,
+        tolerance_bps: int,
+    ) -> None:
+        self._redis = redis
+        self._pool = pool
+        self._scripts = scripts
+        self._keys = keyspace
+        self._clock = clock
+        self._retention_s = retention_s
+        self._timeout_s = timeout_s
+        self._tolerance_bps = tolerance_bps
+
+    async def _mode(self, tenant_id: str, record: clearing_pb2.ClearingRecord) -> str:
+        """How to post: against the authorization's live hold, as a late capture (the
+        authorization is only in Postgres any more), as a force post, or as a refund."""
+        if record.kind == clearing_pb2.REFUND:
+            return "refund"
+        if not record.authorization_id:
+            return "force"
+        payload = await self._redis.hget(self._keys.replay(tenant_id, record.authorization_id), "p")
+        if payload is not None:
+            decision = json.loads(payload)
+            if decision["card_id"] != record.card_id:
+                raise FailedPrecondition(
+                    f"card_id {record.card_id!r} is not the card of authorization {record.authorization_id!r}"
+                )
+            if decision["currency"] != record.currency:
+                raise FailedPrecondition(
+                    f"currency {record.currency} is not the authorization's currency {decision['currency']}"
+                )
+            return "auth"
+        known = await self._pool.fetchval(
+            "SELECT 1 FROM authorizations WHERE tenant_id = $1 AND authorization_id = $2 AND card_id = $3",
+            tenant_id,
+            record.authorization_id,
+            record.card_id,
+        )
+        return "late" if known else "force"
+
+    async def post(
+        self, tenant_id: str, key_id: str, record: clearing_pb2.ClearingRecord
+    ) -> clearing_pb2.ClearingResult:
+        """Posts one validated clearing record (see the proto for the contract)."""
+        identity = clearing_pb2.ClearingRecord()
+        identity.CopyFrom(record)
+        identity.line = 0  # where a record sits in a file is not part of what it is
+        fingerprint = hashlib.blake2b(identity.SerializeToString(deterministic=True), digest_size=16).digest()
+        shard = self._keys.shard_of(record.card_id)
+        async with asyncio.timeout(self._timeout_s):
+            if not await self._redis.exists(self._keys.card(shard, tenant_id, record.card_id)):
+                raise NotFound(f"card_id {record.card_id!r}: no such card")
+            mode = await self._mode(tenant_id, record)
+            now_ms = self._clock.now_ms()
+            m = record.merchant
+            payload = json.dumps(
+                {
+                    "schema": CLEARING_RECORD_SCHEMA,
+                    "tenant_id": tenant_id,
+                    "clearing_id": record.clearing_id,
+                    "authorization_id": record.authorization_id,
+                    "card_id": record.card_id,
+                    "amount_minor": record.amount_minor,
+                    "currency": record.currency,
+                    "merchant": {"id": m.id, "name": m.name, "mcc": m.mcc, "country": m.country, "city": m.city},
+                    "kind": record.kind,
+                    "is_final": record.is_final,
+                    "mode": mode,
+                    "actor_key_id": key_id,
+                },
+                separators=(",", ":"),
+            )
+            auth_key = self._keys.replay(tenant_id, record.authorization_id or "-")
+            result = await self._scripts.clear(
+                keys=[
+                    auth_key,
+                    self._keys.usage(shard, tenant_id, record.card_id),
+                    self._keys.stream(shard),
+                    self._keys.clearing(tenant_id, record.clearing_id),
+                ],
+                args=[
+                    record.clearing_id, fingerprint, mode, record.amount_minor, 1 if record.is_final else 0,
+                    current_periods(now_ms), now_ms, self._retention_s, payload, self._tolerance_bps,
+                ],
+            )  # fmt: skip
+        tag = result[0]
+        if tag == b"X":
+            raise AlreadyExists(f"clearing_id {record.clearing_id!r} was used with a different clearing record")
+        if tag == b"N":
+            raise Unavailable("the authorization changed while clearing; retry")
+        assert tag in (b"D", b"R"), tag
+        outcome, from_hold, from_balance, released, delta, review = (int(x) for x in result[1:7])
+        return clearing_pb2.ClearingResult(
+            clearing_id=record.clearing_id,
+            authorization_id=record.authorization_id,
+            outcome=outcome,  # type: ignore[arg-type]  # proto enum int
+            from_hold_minor=from_hold,
+            from_balance_minor=from_balance,
+            released_minor=released,
+            delta_minor=delta,
+            review_id=f"clearing:{record.clearing_id}" if review else "",
             replayed=tag == b"R",
         )

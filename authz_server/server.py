@@ -26,13 +26,14 @@ from authz_server.auth import Authenticator
 from authz_server.clock import Clock, SystemClock
 from authz_server.config import Settings
 from authz_server.decisions import Decider
-from authz_server.lifecycle import Lifecycle
+from authz_server.lifecycle import Clearing, Lifecycle
 from authz_server.metrics import TOMBSTONES_DROPPED, TOMBSTONES_PENDING, WORKER_RSS
 from authz_server.redis_state.keys import Keyspace
 from authz_server.redis_state.rebuild import check_marker, ensure_projection
 from authz_server.redis_state.scripts import Scripts
 from authz_server.services.authorization import AuthorizationService
 from authz_server.services.cards import CardService
+from authz_server.services.clearing import ClearingService
 from authz_server.services.ledger import LedgerService
 from authz_server.services.rpc import InFlight, RpcContext
 from authz_server.services.tenants import TenantService
@@ -44,6 +45,8 @@ from zentra.cards.v1 import (
     authorization_pb2_grpc,
     card_pb2,
     card_pb2_grpc,
+    clearing_pb2,
+    clearing_pb2_grpc,
     ledger_pb2,
     ledger_pb2_grpc,
     tenant_pb2,
@@ -62,6 +65,7 @@ REDIS_CONNECT_TIMEOUT_S = 1.0  # a connection attempt slower than this fails (an
 SERVICE_NAMES = (
     authorization_pb2.DESCRIPTOR.services_by_name["AuthorizationService"].full_name,
     card_pb2.DESCRIPTOR.services_by_name["CardService"].full_name,
+    clearing_pb2.DESCRIPTOR.services_by_name["ClearingService"].full_name,
     ledger_pb2.DESCRIPTOR.services_by_name["LedgerService"].full_name,
     tenant_pb2.DESCRIPTOR.services_by_name["TenantService"].full_name,
 )
@@ -114,6 +118,10 @@ class AuthzServer:
         self.keyspace = Keyspace(s.key_prefix, s.shard_count)
         self.scripts = Scripts.register(self.redis)
         self.decider = Decider(s, self.redis, self.scripts, self.keyspace, self.clock)
+        self.clearing = Clearing(
+            self.redis, self.pool, self.scripts, self.keyspace, self.clock, s.replay_retention_s,
+            s.admin_timeout_ms / 1000, s.clearing_tolerance_bps,
+        )  # fmt: skip
         self.lifecycle = Lifecycle(
             self.redis, self.scripts, self.keyspace, self.clock, s.replay_retention_s, s.admin_timeout_ms / 1000
         )
@@ -139,6 +147,7 @@ class AuthzServer:
             ),
             server,
         )
+        clearing_pb2_grpc.add_ClearingServiceServicer_to_server(ClearingService(rpc_context, self.clearing), server)
         ledger_pb2_grpc.add_LedgerServiceServicer_to_server(
             LedgerService(rpc_context, self.pool, admin_timeout_s), server
         )

@@ -10,7 +10,7 @@ import re
 from authz_server.errors import InvalidArgument
 from authz_server.policy import Purchase
 from authz_server.reference_data import COUNTRIES, CURRENCIES
-from zentra.cards.v1 import authorization_pb2, card_pb2, tenant_pb2, types_pb2
+from zentra.cards.v1 import authorization_pb2, card_pb2, clearing_pb2, tenant_pb2, types_pb2
 
 ID_LENGTH_MAX = 64  # every *_id, idempotency_key, customer_ref, account_ref
 TEXT_LENGTH_MAX = 256  # merchant name and city, reasons, labels, tenant names
@@ -129,6 +129,29 @@ def validate_reverse(req: authorization_pb2.ReverseRequest) -> None:
     require_id("authorization_id", req.authorization_id)
     if not 0 <= req.amount_minor <= AMOUNT_MINOR_MAX:
         raise InvalidArgument("amount_minor", f"must be between 0 (the whole hold) and {AMOUNT_MINOR_MAX} minor units")
+
+
+def validate_clearing(req: clearing_pb2.ClearingRecord) -> None:
+    """A clearing record, in field order (DESIGN §3 rules for ids, amounts, currency, merchant)."""
+    require_id("clearing_id", req.clearing_id)
+    if req.authorization_id:
+        require_id("authorization_id", req.authorization_id)
+    require_id("card_id", req.card_id)
+    if not 0 < req.amount_minor <= AMOUNT_MINOR_MAX:
+        raise InvalidArgument("amount_minor", f"must be between 1 and {AMOUNT_MINOR_MAX} minor units")
+    require_currency("currency", req.currency)
+    if not req.HasField("merchant"):
+        raise InvalidArgument("merchant", "is required (with mcc and country)")
+    if req.merchant.id:
+        require_id("merchant.id", req.merchant.id)
+    check_text("merchant.name", req.merchant.name)
+    require_mcc("merchant.mcc", req.merchant.mcc)
+    require_country("merchant.country", req.merchant.country)
+    check_text("merchant.city", req.merchant.city)
+    if req.kind not in (clearing_pb2.CAPTURE, clearing_pb2.REFUND):
+        raise InvalidArgument("kind", "must be CAPTURE or REFUND")
+    if req.line < 0:
+        raise InvalidArgument("line", "must not be negative")
 
 
 def validate_issue_card(req: card_pb2.IssueCardRequest) -> None:

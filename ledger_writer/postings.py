@@ -16,6 +16,8 @@ SETTLEMENT = "settlement_account"
 KIND_HOLD = "hold"
 KIND_VOID_RELEASE = "void_release"
 KIND_REVERSAL = "reversal"
+KIND_CLEARING = "clearing"
+KIND_REFUND = "refund"
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,3 +100,46 @@ def posting_for_reversal(
     """reverse Y: debit reserved_balance Y, credit customer_balance Y."""
     return _move(tenant_id, KIND_REVERSAL, reversal_id, authorization_id, account_ref, amount_minor, currency,
                  RESERVED, CUSTOMER)  # fmt: skip
+
+
+def posting_for_clearing(
+    tenant_id: str,
+    clearing_id: str,
+    authorization_id: str,
+    account_ref: str,
+    currency: str,
+    from_hold_minor: int,
+    from_balance_minor: int,
+    released_minor: int,
+) -> Transaction:
+    """clear C against a hold H: debit reserved min(C,H), credit settlement min(C,H); beyond
+    the hold debit customer C-H, credit settlement C-H; on the final clearing the unused hold
+    goes back: debit reserved, credit customer. A force post or late capture is a clear against
+    H = 0 (all from_balance)."""
+    legs = [
+        (from_hold_minor, RESERVED, SETTLEMENT),
+        (from_balance_minor, CUSTOMER, SETTLEMENT),
+        (released_minor, RESERVED, CUSTOMER),
+    ]
+    entries = tuple(
+        entry
+        for amount, debit, credit in legs
+        if amount > 0
+        for entry in (
+            Entry(debit, account_ref, DEBIT, amount, currency),
+            Entry(credit, account_ref, CREDIT, amount, currency),
+        )
+    )
+    transaction = Transaction(
+        tenant_id, transaction_id(KIND_CLEARING, clearing_id), KIND_CLEARING, clearing_id, authorization_id, entries
+    )
+    assert_balanced(transaction)
+    return transaction
+
+
+def posting_for_refund(
+    tenant_id: str, clearing_id: str, authorization_id: str, account_ref: str, amount_minor: int, currency: str
+) -> Transaction:
+    """refund R: debit settlement_account R, credit customer_balance R."""
+    return _move(tenant_id, KIND_REFUND, clearing_id, authorization_id, account_ref, amount_minor, currency,
+                 SETTLEMENT, CUSTOMER)  # fmt: skip

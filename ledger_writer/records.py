@@ -14,7 +14,9 @@ DECISION_RECORD_SCHEMA = 1
 KIND_DECISION = "decision"
 KIND_VOID = "void"
 KIND_REVERSAL = "reversal"
+KIND_CLEARING = "clearing"
 REVERSAL_RECORD_SCHEMA = 1
+CLEARING_RECORD_SCHEMA = 1
 
 
 class RecordError(ValueError):
@@ -88,7 +90,78 @@ class ReversalRecord:
     reversed_at: datetime
 
 
-Record = DecisionRecord | ReversalRecord
+@dataclass(frozen=True, slots=True)
+class ClearingEntry:
+    """A clearing record as lua/clear.lua matched and recorded it."""
+
+    tenant_id: str
+    clearing_id: str
+    authorization_id: str  # "" when the network sent none
+    card_id: str
+    amount_minor: int
+    currency: str
+    merchant: Merchant
+    kind: int  # clearing_pb2.ClearingKind
+    is_final: bool
+    mode: str  # auth, force, late, refund
+    outcome: int  # clearing_pb2.ClearingOutcome
+    from_hold_minor: int
+    from_balance_minor: int
+    released_minor: int
+    delta_minor: int
+    review: bool
+    remaining_hold_minor: int | None  # None unless matched against a live hold
+    actor_key_id: str
+    cleared_at: datetime
+    fingerprint: bytes
+
+
+Record = DecisionRecord | ReversalRecord | ClearingEntry
+
+
+def parse_clearing(fields: dict[bytes, bytes]) -> ClearingEntry:
+    try:
+        payload = json.loads(_text(fields, "p"))
+    except json.JSONDecodeError as error:
+        raise RecordError(f"payload is not JSON: {error}") from None
+    if not isinstance(payload, dict) or payload.get("schema") != CLEARING_RECORD_SCHEMA:
+        raise RecordError(f"clearing payload schema is not {CLEARING_RECORD_SCHEMA}")
+    try:
+        merchant = payload["merchant"]
+        hold = _text(fields, "hold")
+        entry = ClearingEntry(
+            tenant_id=str(payload["tenant_id"]),
+            clearing_id=str(payload["clearing_id"]),
+            authorization_id=str(payload["authorization_id"]),
+            card_id=str(payload["card_id"]),
+            amount_minor=_int(payload["amount_minor"], "amount_minor"),
+            currency=str(payload["currency"]),
+            merchant=Merchant(
+                str(merchant["id"]),
+                str(merchant["name"]),
+                str(merchant["mcc"]),
+                str(merchant["country"]),
+                str(merchant["city"]),
+            ),
+            kind=_int(payload["kind"], "kind"),
+            is_final=bool(payload["is_final"]),
+            mode=str(payload["mode"]),
+            outcome=_int(_text(fields, "o"), "o"),
+            from_hold_minor=_int(_text(fields, "fh"), "fh"),
+            from_balance_minor=_int(_text(fields, "fb"), "fb"),
+            released_minor=_int(_text(fields, "rl"), "rl"),
+            delta_minor=_int(_text(fields, "dt"), "dt"),
+            review=_text(fields, "rv") == "1",
+            remaining_hold_minor=_int(hold, "hold") if hold else None,
+            actor_key_id=str(payload["actor_key_id"]),
+            cleared_at=datetime.fromtimestamp(_int(_text(fields, "t"), "t") / 1000, tz=UTC),
+            fingerprint=fields.get(b"f", b""),
+        )
+    except (KeyError, TypeError) as error:
+        raise RecordError(f"clearing payload lacks {error}") from None
+    if entry.from_hold_minor + entry.from_balance_minor != entry.amount_minor and entry.kind == 1:
+        raise RecordError(f"clearing {entry.clearing_id}: settled parts do not add up to the amount")
+    return entry
 
 
 def parse_reversal(fields: dict[bytes, bytes]) -> ReversalRecord:
@@ -123,6 +196,8 @@ def parse_entry(fields: dict[bytes, bytes]) -> Record:
     kind = _text(fields, "k")
     if kind == KIND_REVERSAL:
         return parse_reversal(fields)
+    if kind == KIND_CLEARING:
+        return parse_clearing(fields)
     if kind not in (KIND_DECISION, KIND_VOID):
         raise RecordError(f"unknown entry kind {kind!r}")
     try:

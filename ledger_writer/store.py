@@ -19,14 +19,26 @@ from authz_server.events import (
     AUTHORIZATION_REVERSED,
     AUTHORIZATION_REVIEW,
     AUTHORIZATION_VOIDED,
+    CLEARING_MISMATCH,
+    CLEARING_POSTED,
+    REFUND_POSTED,
+    REVIEW_OPENED,
     event_id,
 )
 from authz_server.policy import RESPONSE_CODES
 from ledger_writer.evidence import CardAtVersion, rule_trace
-from ledger_writer.postings import Transaction, posting_for_approval, posting_for_reversal, posting_for_void
-from ledger_writer.records import KIND_DECISION, KIND_VOID, DecisionRecord, Record, ReversalRecord
+from ledger_writer.postings import (
+    Transaction,
+    posting_for_approval,
+    posting_for_clearing,
+    posting_for_refund,
+    posting_for_reversal,
+    posting_for_void,
+)
+from ledger_writer.records import KIND_DECISION, KIND_VOID, ClearingEntry, DecisionRecord, Record, ReversalRecord
 from zentra.cards.v1 import types_pb2 as t
 
+REFUND = 2  # clearing_pb2.REFUND
 STATUS_OF_DECISION: dict[int, str] = {t.APPROVE: "PENDING", t.DECLINE: "DECLINED", t.REVIEW: "REVIEW"}
 EVENT_OF_DECISION: dict[int, str] = {
     t.APPROVE: AUTHORIZATION_APPROVED,
@@ -219,6 +231,7 @@ async def write_batch(conn: asyncpg.Connection, records: Sequence[Record]) -> Ba
     voids and reversals that follow them in their streams."""
     result = BatchResult()
     reversals = [r for r in records if isinstance(r, ReversalRecord)]
+    clearings = [r for r in records if isinstance(r, ClearingEntry)]
     decision_records = [r for r in records if isinstance(r, DecisionRecord)]
     decisions = list(
         {(r.tenant_id, r.authorization_id): r for r in reversed(decision_records) if r.kind == KIND_DECISION}.values()
@@ -280,8 +293,135 @@ async def write_batch(conn: asyncpg.Connection, records: Sequence[Record]) -> Ba
         result.postings[kind] = result.postings.get(kind, 0) + count
     for kind, count in (await _post_reversals(conn, reversals, accounts, events)).items():
         result.postings[kind] = result.postings.get(kind, 0) + count
+    for kind, count in (await _post_clearings(conn, clearings, accounts, events)).items():
+        result.postings[kind] = result.postings.get(kind, 0) + count
+    await _open_authorization_reviews(conn, decisions)
     result.events = await _insert_events(conn, events)
     return result
+
+
+async def _open_authorization_reviews(conn: asyncpg.Connection, decisions: Sequence[DecisionRecord]) -> None:
+    """Every REVIEW decision waits in the review queue for an operator."""
+    reviews = [r for r in decisions if r.decision == t.REVIEW]
+    if not reviews:
+        return
+    await conn.executemany(
+        """INSERT INTO reviews (tenant_id, review_id, kind, authorization_id, card_id, amount_minor, currency,
+               detail, opened_at)
+           VALUES ($1, $2, 'AUTHORIZATION', $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING""",
+        [
+            (r.tenant_id, f"authorization:{r.authorization_id}", r.authorization_id, r.card_id, r.amount_minor,
+             r.currency, f"amount {r.amount_minor} {r.currency} at or above the card's review threshold",
+             r.decided_at)
+            for r in reviews
+        ],
+    )  # fmt: skip
+
+
+REVIEW_KIND_OF_OUTCOME = {2: "CLEARING_MISMATCH", 3: "FORCE_POST", 4: "LATE_CAPTURE"}
+STATUS_AFTER_CLEARING = ("PARTIALLY_CLEARED", "CLEARED")
+
+
+async def _post_clearings(
+    conn: asyncpg.Connection,
+    clearings: Sequence[ClearingEntry],
+    accounts: dict[tuple[str, str], str],
+    events: list[tuple[str, str, str, str, dict[str, object], object]],
+) -> dict[str, int]:
+    """Each clearing's posting (once), its evidence row, its effect on the authorization (in
+    stream order, only when posted now), its review if it needs one, and its events."""
+    if not clearings:
+        return {}
+    transactions = []
+    for c in clearings:
+        account_ref = accounts.get((c.tenant_id, c.card_id))
+        assert account_ref is not None, f"clearing {c.clearing_id} of unknown card {c.card_id}"
+        if c.kind == REFUND:
+            transactions.append(
+                posting_for_refund(
+                    c.tenant_id, c.clearing_id, c.authorization_id, account_ref, c.amount_minor, c.currency
+                )
+            )
+        else:
+            transactions.append(
+                posting_for_clearing(
+                    c.tenant_id,
+                    c.clearing_id,
+                    c.authorization_id,
+                    account_ref,
+                    c.currency,
+                    c.from_hold_minor,
+                    c.from_balance_minor,
+                    c.released_minor,
+                )
+            )
+    fresh: set[tuple[str, str]] = set()
+    counts = await _insert_transactions(conn, transactions, fresh)
+    for c, transaction in zip(clearings, transactions, strict=True):
+        if (c.tenant_id, transaction.transaction_id) not in fresh:
+            continue  # a redelivery: already applied
+        review_id = f"clearing:{c.clearing_id}" if c.review else None
+        await conn.execute(
+            """INSERT INTO clearings (tenant_id, clearing_id, authorization_id, card_id, account_ref, kind, is_final,
+                   amount_minor, currency, merchant, outcome, from_hold_minor, from_balance_minor, released_minor,
+                   delta_minor, review_id, actor_key_id, cleared_at, fingerprint)
+               VALUES ($1, $2, NULLIF($3, ''), $4, $5, $6, $7, $8, $9, $10::jsonb, $11, $12, $13, $14, $15, $16, $17,
+                       $18, $19)
+               ON CONFLICT DO NOTHING""",
+            c.tenant_id, c.clearing_id, c.authorization_id, c.card_id, accounts[(c.tenant_id, c.card_id)], c.kind,
+            c.is_final, c.amount_minor, c.currency, _merchant_of(c.merchant), c.outcome, c.from_hold_minor,
+            c.from_balance_minor, c.released_minor, c.delta_minor, review_id, c.actor_key_id, c.cleared_at,
+            c.fingerprint,
+        )  # fmt: skip
+        if c.kind != REFUND and c.authorization_id and c.mode in ("auth", "late"):
+            final = c.is_final or c.mode == "late" or c.outcome == 4
+            await conn.execute(
+                """UPDATE authorizations
+                   SET cleared_minor = cleared_minor + $3::bigint,
+                       remaining_hold_minor = COALESCE($4::bigint, remaining_hold_minor),
+                       status = $5
+                   WHERE tenant_id = $1 AND authorization_id = $2""",
+                c.tenant_id, c.authorization_id, c.amount_minor, c.remaining_hold_minor,
+                STATUS_AFTER_CLEARING[1 if final else 0],
+            )  # fmt: skip
+        payload: dict[str, object] = {
+            "clearing_id": c.clearing_id,
+            "authorization_id": c.authorization_id,
+            "card_id": c.card_id,
+            "amount_minor": c.amount_minor,
+            "currency": c.currency,
+            "outcome": c.outcome,
+            "from_hold_minor": c.from_hold_minor,
+            "from_balance_minor": c.from_balance_minor,
+            "released_minor": c.released_minor,
+            "delta_minor": c.delta_minor,
+            "transaction_id": transaction.transaction_id,
+            "review_id": review_id,
+        }
+        subject = c.authorization_id or c.clearing_id
+        if c.kind == REFUND:
+            events.append((c.tenant_id, REFUND_POSTED, subject, c.clearing_id, payload, c.cleared_at))
+        else:
+            events.append((c.tenant_id, CLEARING_POSTED, subject, c.clearing_id, payload, c.cleared_at))
+            if c.outcome == 2:
+                events.append((c.tenant_id, CLEARING_MISMATCH, subject, c.clearing_id, payload, c.cleared_at))
+        if review_id is not None:
+            kind = REVIEW_KIND_OF_OUTCOME[c.outcome]
+            await conn.execute(
+                """INSERT INTO reviews (tenant_id, review_id, kind, authorization_id, clearing_id, card_id,
+                       amount_minor, currency, delta_minor, detail, opened_at)
+                   VALUES ($1, $2, $3, NULLIF($4, ''), $5, $6, $7, $8, $9, $10, $11) ON CONFLICT DO NOTHING""",
+                c.tenant_id, review_id, kind, c.authorization_id, c.clearing_id, c.card_id, c.amount_minor,
+                c.currency, c.delta_minor, f"{kind.lower().replace('_', ' ')}: ledger transaction "
+                f"{transaction.transaction_id}, delta {c.delta_minor}", c.cleared_at,
+            )  # fmt: skip
+            review_payload = {**payload, "kind": kind}
+            events.append((c.tenant_id, REVIEW_OPENED, review_id, "opened", review_payload, c.cleared_at))
+    return counts
+
+
+def _merchant_of(m: object) -> str:
+    return json.dumps({k: getattr(m, k) for k in ("id", "name", "mcc", "country", "city")})
 
 
 async def _post_reversals(

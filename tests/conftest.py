@@ -37,7 +37,11 @@ def backing() -> Iterator[Backing]:
 
 @pytest.fixture(scope="session")
 def server(backing: Backing) -> Iterator[ThreadedServer]:
-    running = ThreadedServer(server_settings(backing), SettableClock(EPOCH_MS)).start()
+    # A generous decision budget: these tests are about what is decided, and a loaded 2-core CI
+    # machine must not turn them into fail-closed declines. The 50 ms default and failing closed
+    # are tested by tests/integration/test_fail_closed.py on a server of its own.
+    settings = server_settings(backing, decision_budget_ms=2000, script_stale_ms=10_000)
+    running = ThreadedServer(settings, SettableClock(EPOCH_MS)).start()
     yield running
     running.stop()
     assert not running.loop_errors, f"unhandled errors on the server's event loop: {running.loop_errors}"

@@ -37,6 +37,10 @@ class Keyspace:
         """Hash: a reversal's stored answer (authorization, requested, released, remaining)."""
         return f"{self.prefix}:reversal:{tenant_id}:{reversal_id}"
 
+    def clearing(self, tenant_id: str, clearing_id: str) -> str:
+        """Hash: a clearing's stored result (outcome and amounts), for replays."""
+        return f"{self.prefix}:clearing:{tenant_id}:{clearing_id}"
+
     def stream(self, shard: int) -> str:
         """Stream: decision records of the shard, appended by the decision script only."""
         return f"{self.prefix}:{{s{shard}}}:decisions"

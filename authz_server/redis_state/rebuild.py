@@ -67,15 +67,18 @@ async def _rebuild_cards(pool: asyncpg.Pool, scripts: Scripts, keyspace: Keyspac
 
 async def _rebuild_counters(pool: asyncpg.Pool, redis: aioredis.Redis, keyspace: Keyspace, now_ms: int) -> int:
     """Window usage from live approvals: every bucket=period an approval reserved, summed, for
-    the periods that are current now, less what reversals released (a fully reversed approval
-    no longer counts as one)."""
+    the periods that are current now: what each approval counts is its amount less what
+    reversals released, or, once finally cleared, what was cleared (counters follow the money);
+    an approval counting nothing no longer counts as one."""
     periods = period_ids(now_ms)
     rows = await pool.fetch(
         """SELECT tenant_id, card_id, shard, split_part(bucket, '=', 1) AS bucket, split_part(bucket, '=', 2) AS period,
-                  sum(amount_minor - reversed_minor)::bigint AS amount,
-                  count(*) FILTER (WHERE remaining_hold_minor > 0 OR reversed_minor < amount_minor) AS approvals
-           FROM authorizations, unnest(string_to_array(reserved_buckets, ';')) AS bucket
-           WHERE decision = $1 AND voided_at IS NULL AND reserved_buckets <> ''
+                  sum(counted)::bigint AS amount, count(*) FILTER (WHERE counted > 0) AS approvals
+           FROM (SELECT *, CASE WHEN status = 'CLEARED' THEN cleared_minor
+                                ELSE amount_minor - reversed_minor END AS counted
+                 FROM authorizations
+                 WHERE decision = $1 AND voided_at IS NULL AND reserved_buckets <> '') AS a,
+                unnest(string_to_array(reserved_buckets, ';')) AS bucket
            GROUP BY 1, 2, 3, 4, 5""",
         t.APPROVE,
     )
@@ -99,13 +102,20 @@ async def _rebuild_counters(pool: asyncpg.Pool, redis: aioredis.Redis, keyspace:
 
 
 def remaining_hold_field(row: asyncpg.Record) -> dict[str, str]:
-    """The `h` field as the scripts leave it: absent until a release (reverse.lua writes it),
-    "0" after a fail-closed void (tombstone.lua)."""
+    """The hold fields as the scripts leave them: `h` absent until a release or clearing
+    (reverse.lua, clear.lua write it), "0" after a fail-closed void (tombstone.lua); `u` and
+    `cl` once a clearing matched the hold."""
     if row["voided_at"] is not None:
         return {"h": "0"}
-    if row["decision"] == t.APPROVE and row["reversed_minor"] > 0:
-        return {"h": str(row["remaining_hold_minor"])}
-    return {}
+    fields = {}
+    if row["decision"] == t.APPROVE and (row["reversed_minor"] > 0 or row["cleared_minor"] > 0):
+        fields["h"] = str(row["remaining_hold_minor"])
+    if row["decision"] == t.APPROVE and row["cleared_minor"] > 0:
+        # clear.lua keeps what the windows count (u) and what was cleared so far (cl).
+        counted = row["cleared_minor"] if row["status"] == "CLEARED" else row["amount_minor"] - row["reversed_minor"]
+        fields["u"] = str(counted)
+        fields["cl"] = str(row["cleared_minor"])
+    return fields
 
 
 async def _rebuild_reversal_records(
@@ -130,6 +140,33 @@ async def _rebuild_reversal_records(
                 },
             )
             pipe.expire(key, max(1, retention_s - max(0, (now_ms - row["reversed_at_ms"]) // 1000)))
+        await pipe.execute()
+    return len(rows)
+
+
+async def _rebuild_clearing_records(
+    pool: asyncpg.Pool, redis: aioredis.Redis, keyspace: Keyspace, now_ms: int, retention_s: int
+) -> int:
+    rows = await pool.fetch(
+        """SELECT *, (extract(epoch FROM cleared_at) * 1000)::bigint AS cleared_at_ms FROM clearings
+           WHERE cleared_at > to_timestamp($1::double precision / 1000) - make_interval(secs => $2)""",
+        now_ms,
+        retention_s,
+    )
+    async with redis.pipeline(transaction=False) as pipe:
+        for row in rows:
+            key = keyspace.clearing(row["tenant_id"], row["clearing_id"])
+            fields: dict[str | bytes, bytes | str] = {
+                "f": bytes(row["fingerprint"]),
+                "o": str(row["outcome"]),
+                "fh": str(row["from_hold_minor"]),
+                "fb": str(row["from_balance_minor"]),
+                "rl": str(row["released_minor"]),
+                "dt": str(row["delta_minor"]),
+                "rv": "1" if row["review_id"] else "0",
+            }
+            pipe.hset(key, mapping=fields)  # type: ignore[arg-type]
+            pipe.expire(key, max(1, retention_s - max(0, (now_ms - row["cleared_at_ms"]) // 1000)))
         await pipe.execute()
     return len(rows)
 
@@ -192,6 +229,7 @@ async def rebuild_projection(
     report.counters = await _rebuild_counters(pool, redis, keyspace, now_ms)
     report.replay_records = await _rebuild_replay_records(pool, redis, keyspace, now_ms, retention_s)
     report.replay_records += await _rebuild_reversal_records(pool, redis, keyspace, now_ms, retention_s)
+    report.replay_records += await _rebuild_clearing_records(pool, redis, keyspace, now_ms, retention_s)
     await redis.set(keyspace.projection_marker(), str(keyspace.shard_count))
     report.seconds = time.perf_counter() - started
     log.info(

@@ -20,6 +20,7 @@ class Scripts:
     tombstone: AsyncScript
     project_card: AsyncScript
     reverse: AsyncScript
+    clear: AsyncScript
 
     @classmethod
     def register(cls, client: aioredis.Redis) -> Scripts:
@@ -28,10 +29,11 @@ class Scripts:
             tombstone=client.register_script(lua_source("tombstone")),
             project_card=client.register_script(lua_source("project_card")),
             reverse=client.register_script(lua_source("reverse")),
+            clear=client.register_script(lua_source("clear")),
         )
 
     def all(self) -> tuple[AsyncScript, ...]:
-        return (self.authorize, self.tombstone, self.project_card, self.reverse)
+        return (self.authorize, self.tombstone, self.project_card, self.reverse, self.clear)
 
     async def load_all(self, client: aioredis.Redis) -> None:
         """Loads every script into Redis's cache (start-up and health probe)."""

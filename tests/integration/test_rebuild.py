@@ -8,12 +8,13 @@ import os
 import subprocess
 import sys
 
+import grpc
 import redis
 
 from authz_server.windows import WINDOW_LETTERS, period_ids
 from tests.support.api import Api, TenantKeys, bearer
 from tests.support.stack import ADMIN_TOKEN, Backing, Ledger, ThreadedServer, wait_until
-from zentra.cards.v1 import authorization_pb2, card_pb2
+from zentra.cards.v1 import authorization_pb2, card_pb2, clearing_pb2, clearing_pb2_grpc
 from zentra.cards.v1 import types_pb2 as t
 
 INTERVAL_OF_LETTER = {letter: interval for interval, letter in WINDOW_LETTERS.items()}
@@ -26,7 +27,7 @@ def projection_of(client: redis.Redis, prefix: str, tenant_id: str, now_ms: int)
     view: dict[str, object] = {}
     for key in client.scan_iter(match=f"{prefix}:*:{tenant_id}:*"):
         name = key.decode()
-        if ":card:" in name or ":replay:" in name or ":reversal:" in name:
+        if any(kind in name for kind in (":card:", ":replay:", ":reversal:", ":clearing:")):
             view[name] = client.hgetall(key)
         elif ":use:" in name:
             fields = client.hgetall(key)
@@ -82,6 +83,25 @@ def traffic(api: Api, tenant: TenantKeys) -> list[str]:
                     amount_minor=400 if amount == 3000 else 0,
                 )
                 api.authz.Reverse(request, metadata=bearer(tenant.processor))
+    # Clearings of every kind: exact, over-capture, a partial one, late capture, force post, refund.
+    stub = clearing_pb2_grpc.ClearingServiceStub(api.channel)
+    for index, (amount, final) in enumerate([(2500, True), (3500, True), (1000, False), (1000, True)]):
+        authorization_id = ids[index + 1] if index < 3 else ids[0]
+        record = clearing_pb2.ClearingRecord(
+            clearing_id=f"clr-{authorization_id}-{index}", authorization_id=authorization_id,
+            card_id=cards[0].card_id, amount_minor=amount, currency="USD",
+            merchant=t.Merchant(mcc="5812", country="US"), kind=clearing_pb2.CAPTURE, is_final=final,
+        )  # fmt: skip
+        try:
+            stub.PostClearing(record, metadata=bearer(tenant.processor))
+        except grpc.RpcError as error:
+            assert error.code() == grpc.StatusCode.FAILED_PRECONDITION, error
+    for kind in (clearing_pb2.CAPTURE, clearing_pb2.REFUND):
+        record = clearing_pb2.ClearingRecord(
+            clearing_id=f"clr-{tenant.tenant_id}-{kind}", card_id=cards[1].card_id, amount_minor=700, currency="USD",
+            merchant=t.Merchant(mcc="5812", country="US"), kind=kind, is_final=True,
+        )  # fmt: skip
+        stub.PostClearing(record, metadata=bearer(tenant.processor))
     return ids
 
 
@@ -97,6 +117,7 @@ def test_rebuilt_projection_equals_the_live_one(
     assert any(":use:" in k and v for k, v in live.items()), "the traffic reserved something"
     assert sum(":replay:" in k for k in live) == 18
     assert sum(":reversal:" in k for k in live) >= 2
+    assert sum(":clearing:" in k for k in live) >= 4
 
     assert forget_projection(client, prefix) > 0
     assert projection_of(client, prefix, tenant.tenant_id, now_ms) == {}

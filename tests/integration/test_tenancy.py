@@ -11,7 +11,15 @@ import pytest
 
 from tests.support.api import Api, TenantKeys, bearer, new_id
 from tests.support.stack import ADMIN_TOKEN, ThreadedServer
-from zentra.cards.v1 import authorization_pb2, card_pb2, ledger_pb2, ledger_pb2_grpc, tenant_pb2
+from zentra.cards.v1 import (
+    authorization_pb2,
+    card_pb2,
+    clearing_pb2,
+    clearing_pb2_grpc,
+    ledger_pb2,
+    ledger_pb2_grpc,
+    tenant_pb2,
+)
 from zentra.cards.v1 import types_pb2 as t
 
 SVC = "/zentra.cards.v1."
@@ -160,6 +168,35 @@ def _still_held(scene: Scene) -> None:
     assert held == str(scene.authorize_request.amount_minor).encode(), "a refused Reverse releases nothing"
 
 
+def _refund(scene: Scene) -> clearing_pb2.ClearingRecord:
+    return clearing_pb2.ClearingRecord(
+        clearing_id=f"clr-{scene.card.card_id}",
+        card_id=scene.card.card_id,
+        amount_minor=250,
+        currency=scene.card.currency,
+        merchant=t.Merchant(mcc="5812", country="US"),
+        kind=clearing_pb2.REFUND,
+    )
+
+
+def _clearing_stored(scene: Scene) -> bool:
+    keys = scene.server.server.keyspace
+    key = keys.clearing(scene.tenant.tenant_id, f"clr-{scene.card.card_id}")
+    return bool(scene.server.call(scene.server.server.redis.exists(key)))
+
+
+def _refunded(scene: Scene, response: object) -> None:
+    if isinstance(response, clearing_pb2.ClearingSummary):
+        assert (response.records, response.refunds) == (1, 1), f"IngestClearingFile answered {response}"
+    else:
+        assert isinstance(response, clearing_pb2.ClearingResult) and response.outcome == clearing_pb2.REFUNDED
+    assert _clearing_stored(scene)
+
+
+def _nothing_cleared(scene: Scene) -> None:
+    assert not _clearing_stored(scene), "a refused clearing posts nothing"
+
+
 def _balances(scene: Scene, response: object) -> None:
     assert isinstance(response, ledger_pb2.AccountBalances)
     assert response.account_ref == scene.card.account_ref, f"GetAccountBalances answered {response}"
@@ -248,6 +285,22 @@ METHODS = [
         _reversed,
         _still_held,
         prepare=_authorized_by_the_processor,
+    ),
+    Method(
+        "ClearingService/PostClearing",
+        frozenset({"ADMIN", "PROCESSOR"}),
+        lambda s, md: clearing_pb2_grpc.ClearingServiceStub(s.api.channel).PostClearing(_refund(s), metadata=md),
+        _refunded,
+        _nothing_cleared,
+    ),
+    Method(
+        "ClearingService/IngestClearingFile",
+        frozenset({"ADMIN", "PROCESSOR"}),
+        lambda s, md: clearing_pb2_grpc.ClearingServiceStub(s.api.channel).IngestClearingFile(
+            iter([_refund(s)]), metadata=md
+        ),
+        _refunded,
+        _nothing_cleared,
     ),
     Method(
         "LedgerService/GetAccountBalances",

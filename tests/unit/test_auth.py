@@ -302,6 +302,8 @@ ALLOWED = {
     "CardService/CloseCard": {t.ADMIN},
     "AuthorizationService/Authorize": {t.ADMIN, t.PROCESSOR},
     "AuthorizationService/Reverse": {t.ADMIN, t.PROCESSOR},
+    "ClearingService/PostClearing": {t.ADMIN, t.PROCESSOR},
+    "ClearingService/IngestClearingFile": {t.ADMIN, t.PROCESSOR},
     # A PROCESSOR reads only what it authorized; the handler enforces that (integration tests).
     "AuthorizationService/GetAuthorization": {t.ADMIN, t.OPERATOR, t.PROCESSOR},
     "LedgerService/GetAccountBalances": {t.ADMIN, t.OPERATOR},

@@ -12,7 +12,8 @@
 -- ARGV[4] the current period of every window, "D=20261124;W=2026W48;M=202611;Y=2026;L=0"
 -- ARGV[5] reversed_at_ms   ARGV[6] replay retention, seconds   ARGV[7] payload (JSON)
 -- The authorization's record holds d decision, a approved amount, h remaining hold (absent
--- until the first release: then a), b the buckets it reserved ("D=20261124;W=...").
+-- until the first release: then a), b the buckets it reserved ("D=20261124;W=..."), u what
+-- its windows count (absent until a clearing: then the hold).
 --
 -- Returns {"D", released, remaining} | {"R", released, remaining} (replay of this reversal)
 --       | {"X"} (reversal_id reused differently) | {"N"} (no such authorization)
@@ -26,7 +27,7 @@ if stored[1] then
   return {"X"}
 end
 
-local auth = redis.call("HMGET", KEYS[1], "d", "a", "h", "b")
+local auth = redis.call("HMGET", KEYS[1], "d", "a", "h", "b", "u")
 if not auth[1] then
   return {"N"}
 end
@@ -46,6 +47,11 @@ if amount > held then
 end
 local remaining = held - amount
 local released_text, remaining_text = string.format("%d", amount), string.format("%d", remaining)
+-- What the windows count for this approval (u; before any clearing, the hold itself): it gives
+-- back the amount released, and the approval's count once nothing is counted any more.
+local counted = tonumber(auth[5] or tostring(held))
+local counted_after = math.max(0, counted - amount)
+local count_change = ((counted_after > 0) and 1 or 0) - ((counted > 0) and 1 or 0)
 
 local current = {}
 for letter, period in string.gmatch(ARGV[4], "([^;=]+)=([^;]+)") do
@@ -58,13 +64,16 @@ redis.call("XADD", KEYS[3], "*", "k", "reversal", "p", ARGV[7], "rid", ARGV[1], 
 for name, period in string.gmatch(buckets, "([^;=]+)=([^;]+)") do
   -- Only windows still current hold this approval's usage; a rolled-over window starts from zero.
   if current[string.sub(name, 1, 1)] == period and redis.call("HGET", KEYS[2], name .. "|p") == period then
-    redis.call("HINCRBY", KEYS[2], name .. "|a", "-" .. released_text)
-    if remaining == 0 then
-      redis.call("HINCRBY", KEYS[2], name .. "|c", -1)
+    redis.call("HINCRBY", KEYS[2], name .. "|a", string.format("%d", counted_after - counted))
+    if count_change ~= 0 then
+      redis.call("HINCRBY", KEYS[2], name .. "|c", count_change)
     end
   end
 end
 redis.call("HSET", KEYS[1], "h", remaining_text)
+if auth[5] then
+  redis.call("HSET", KEYS[1], "u", string.format("%d", counted_after))
+end
 redis.call("HSET", KEYS[4], "auth", ARGV[2], "amt", ARGV[3], "rel", released_text, "rem", remaining_text)
 redis.call("EXPIRE", KEYS[4], tonumber(ARGV[6]))
 return {"D", released_text, remaining_text}
