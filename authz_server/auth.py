@@ -43,6 +43,8 @@ METHOD_ROLES: dict[str, frozenset[int]] = {
     # A PROCESSOR key sees only the authorizations it made; the handler enforces that part.
     _SVC + "AuthorizationService/GetAuthorization": frozenset({ADMIN, OPERATOR, PROCESSOR}),
     _SVC + "LedgerService/GetAccountBalances": frozenset({ADMIN, OPERATOR}),
+    _SVC + "ReviewService/ListReviews": frozenset({ADMIN, OPERATOR}),
+    _SVC + "ReviewService/ResolveReview": frozenset({ADMIN, OPERATOR}),
 }
 
 API_KEY_CACHE_ENTRIES_MAX = 10_000  # verified keys kept per process

@@ -79,6 +79,9 @@ class Settings:
     # (it records a fail-closed decline), so a script delayed in Redis cannot reserve after the
     # caller was told "declined". Generous, to tolerate clock skew between hosts.
     script_stale_ms: int = 1000
+    # How long an approval's hold lives before the sweeper releases it (lodging and car rental
+    # MCCs get 31 days: authz_server/holds.py).
+    hold_expiry_s: int = 7 * 24 * 3600
     # A clearing whose amount differs from its hold by more than this share of the approved
     # amount (basis points; 2000 = 20%, room for tips) goes to review.
     clearing_tolerance_bps: int = 2000
@@ -115,6 +118,7 @@ class Settings:
             max_message_bytes=_int(env, "AUTHZ_MAX_MESSAGE_BYTES", defaults.max_message_bytes, 1024, 64 << 20),
             shutdown_grace_s=_int(env, "AUTHZ_SHUTDOWN_GRACE_S", defaults.shutdown_grace_s, 0, 600),
             script_stale_ms=_int(env, "AUTHZ_SCRIPT_STALE_MS", defaults.script_stale_ms, 10, 60_000),
+            hold_expiry_s=_int(env, "AUTHZ_HOLD_EXPIRY_S", defaults.hold_expiry_s, 60, 400 * 24 * 3600),
             clearing_tolerance_bps=_int(
                 env, "AUTHZ_CLEARING_TOLERANCE_BPS", defaults.clearing_tolerance_bps, 0, 1_000_000
             ),

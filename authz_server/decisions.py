@@ -27,6 +27,7 @@ from redis.exceptions import RedisError
 from authz_server.clock import Clock
 from authz_server.config import Settings
 from authz_server.errors import AlreadyExists
+from authz_server.holds import hold_lifetime_s, holds_member
 from authz_server.policy import RESPONSE_CODES, CardPolicy, Plan, Purchase, plan_decision
 from authz_server.redis_state.keys import Keyspace
 from authz_server.redis_state.projection import policy_from_projection
@@ -112,6 +113,8 @@ class Tombstone:
     payload: str
     decided_at_ms: int
     response: authorization_pb2.AuthorizeResponse
+    holds_key: str
+    holds_member: str
 
 
 class Decider:
@@ -162,6 +165,7 @@ class Decider:
         usage_key = self._keys.usage(shard, tenant_id, req.card_id)
         stream_key = self._keys.stream(shard)
         card_key = self._keys.card(shard, tenant_id, req.card_id)
+        keys = [card_key, usage_key, replay_key, stream_key]
         now_ms = self._clock.now_ms()
         attempt = self._attempt_prefix + str(next(self._attempt_ids))
         payload = _decision_payload(tenant_id, key_id, req, shard)
@@ -187,8 +191,9 @@ class Decider:
                 for _ in range(PLAN_ATTEMPTS_MAX):
                     plan = plan_decision(policy, purchase) if policy is not None else None
                     args = _script_args(fingerprint, policy, plan, purchase, now_ms, self._settings, payload, attempt)
+                    args += self._hold_args(tenant_id, req, now_ms)
                     result = await self._scripts.authorize(
-                        keys=[card_key, usage_key, replay_key, stream_key], args=args
+                        keys=[*keys, *self._extra_keys(shard, tenant_id, req)], args=args
                     )
                     tag = result[0]
                     if tag != b"S":
@@ -257,6 +262,20 @@ class Decider:
         )
         return Answer(response, None, redis_seconds, refreshed)
 
+    def _extra_keys(self, shard: int, tenant_id: str, req: authorization_pb2.AuthorizeRequest) -> list[str]:
+        """KEYS[5] and KEYS[6] of authorize.lua: the card's review override and the shard's holds."""
+        return [self._keys.override(shard, tenant_id, req.card_id), self._keys.holds(shard)]
+
+    def _hold_args(self, tenant_id: str, req: authorization_pb2.AuthorizeRequest, now_ms: int) -> list[ScriptArg]:
+        """The tail of authorize.lua's ARGV: the merchant an override must match, when the hold
+        would expire, how long an approval's replay record must live, and its holds member."""
+        lifetime_s = hold_lifetime_s(req.merchant.mcc, self._settings.hold_expiry_s)
+        m = req.merchant
+        return [
+            m.id, m.mcc, m.country, now_ms + lifetime_s * 1000,
+            lifetime_s + self._settings.replay_retention_s, holds_member(tenant_id, req.authorization_id, req.card_id),
+        ]  # fmt: skip
+
     def _fail_closed(
         self,
         cause: str,
@@ -273,9 +292,11 @@ class Decider:
         response = _response(req.authorization_id, t.DECLINE, t.SYSTEM_UNAVAILABLE, 0, now_ms, "", False)
         key = (tenant_id, req.authorization_id)
         if key not in self.tombstones:
+            shard = self._keys.shard_of(req.card_id)
             self.tombstones[key] = Tombstone(
-                fingerprint, attempt, replay_key, usage_key, stream_key, payload, now_ms, response
-            )
+                fingerprint, attempt, replay_key, usage_key, stream_key, payload, now_ms, response,
+                self._keys.holds(shard), holds_member(tenant_id, req.authorization_id, req.card_id),
+            )  # fmt: skip
             if len(self.tombstones) > TOMBSTONES_PENDING_MAX:
                 self.tombstones.popitem(last=False)
                 self.tombstones_dropped += 1
@@ -289,13 +310,14 @@ class Decider:
             try:
                 async with asyncio.timeout(self._settings.admin_timeout_ms / 1000):
                     await self._scripts.tombstone(
-                        keys=[stone.replay_key, stone.usage_key, stone.stream_key],
+                        keys=[stone.replay_key, stone.usage_key, stone.stream_key, stone.holds_key],
                         args=[
                             stone.fingerprint,
                             stone.attempt,
                             stone.decided_at_ms,
                             self._settings.replay_retention_s,
                             stone.payload,
+                            stone.holds_member,
                         ],
                     )
             except (TimeoutError, RedisError, OSError):

@@ -13,6 +13,7 @@ import redis.asyncio as aioredis
 
 from authz_server.clock import Clock
 from authz_server.errors import AlreadyExists, FailedPrecondition, NotFound, Unavailable
+from authz_server.holds import holds_member
 from authz_server.redis_state.keys import Keyspace
 from authz_server.redis_state.scripts import Scripts
 from authz_server.windows import WINDOW_LETTERS, period_ids
@@ -76,10 +77,11 @@ class Lifecycle:
                     self._keys.usage(shard, tenant_id, card_id),
                     self._keys.stream(shard),
                     self._keys.reversal(tenant_id, req.reversal_id),
+                    self._keys.holds(shard),
                 ],
                 args=[
                     req.reversal_id, req.authorization_id, req.amount_minor, current_periods(now_ms), now_ms,
-                    self._retention_s, record,
+                    self._retention_s, record, holds_member(tenant_id, req.authorization_id, card_id),
                 ],
             )  # fmt: skip
         tag = result[0]
@@ -128,10 +130,8 @@ class Clearing:
     async def _mode(self, tenant_id: str, record: clearing_pb2.ClearingRecord) -> str:
         """How to post: against the authorization's live hold, as a late capture (the
         authorization is only in Postgres any more), as a force post, or as a refund."""
-        if record.kind == clearing_pb2.REFUND:
-            return "refund"
         if not record.authorization_id:
-            return "force"
+            return "refund" if record.kind == clearing_pb2.REFUND else "force"
         payload = await self._redis.hget(self._keys.replay(tenant_id, record.authorization_id), "p")
         if payload is not None:
             decision = json.loads(payload)
@@ -143,14 +143,19 @@ class Clearing:
                 raise FailedPrecondition(
                     f"currency {record.currency} is not the authorization's currency {decision['currency']}"
                 )
-            return "auth"
-        known = await self._pool.fetchval(
-            "SELECT 1 FROM authorizations WHERE tenant_id = $1 AND authorization_id = $2 AND card_id = $3",
+            return "refund" if record.kind == clearing_pb2.REFUND else "auth"
+        known = await self._pool.fetchrow(
+            "SELECT card_id, currency FROM authorizations WHERE tenant_id = $1 AND authorization_id = $2",
             tenant_id,
             record.authorization_id,
-            record.card_id,
         )
-        return "late" if known else "force"
+        if known is not None and known["card_id"] != record.card_id:
+            raise FailedPrecondition(
+                f"card_id {record.card_id!r} is not the card of authorization {record.authorization_id!r}"
+            )
+        if record.kind == clearing_pb2.REFUND:
+            return "refund"
+        return "late" if known is not None else "force"
 
     async def post(
         self, tenant_id: str, key_id: str, record: clearing_pb2.ClearingRecord
@@ -162,8 +167,12 @@ class Clearing:
         fingerprint = hashlib.blake2b(identity.SerializeToString(deterministic=True), digest_size=16).digest()
         shard = self._keys.shard_of(record.card_id)
         async with asyncio.timeout(self._timeout_s):
-            if not await self._redis.exists(self._keys.card(shard, tenant_id, record.card_id)):
+            raw_currency = await self._redis.hget(self._keys.card(shard, tenant_id, record.card_id), "cur")
+            if raw_currency is None:
                 raise NotFound(f"card_id {record.card_id!r}: no such card")
+            card_currency = raw_currency.decode() if isinstance(raw_currency, bytes) else str(raw_currency)
+            if card_currency != record.currency:
+                raise FailedPrecondition(f"currency {record.currency} is not the card's currency {card_currency}")
             mode = await self._mode(tenant_id, record)
             now_ms = self._clock.now_ms()
             m = record.merchant
@@ -191,10 +200,12 @@ class Clearing:
                     self._keys.usage(shard, tenant_id, record.card_id),
                     self._keys.stream(shard),
                     self._keys.clearing(tenant_id, record.clearing_id),
+                    self._keys.holds(shard),
                 ],
                 args=[
                     record.clearing_id, fingerprint, mode, record.amount_minor, 1 if record.is_final else 0,
                     current_periods(now_ms), now_ms, self._retention_s, payload, self._tolerance_bps,
+                    holds_member(tenant_id, record.authorization_id, record.card_id),
                 ],
             )  # fmt: skip
         tag = result[0]
@@ -215,3 +226,46 @@ class Clearing:
             review_id=f"clearing:{record.clearing_id}" if review else "",
             replayed=tag == b"R",
         )
+
+
+EXPIRY_RECORD_SCHEMA = 1
+SWEEP_BATCH_COUNT_MAX = 500  # due holds one sweep takes from one shard
+
+
+async def sweep_expired_holds(redis: aioredis.Redis, scripts: Scripts, keyspace: Keyspace, now_ms: int) -> int:
+    """Releases every hold due by `now_ms` (lua/expire.lua, one hold at a time); returns how
+    many it released. Safe to run in several processes at once: a hold is released once."""
+    released = 0
+    periods = current_periods(now_ms)
+    for shard in range(keyspace.shard_count):
+        holds_key = keyspace.holds(shard)
+        while True:
+            due = await redis.zrangebyscore(holds_key, "-inf", now_ms, start=0, num=SWEEP_BATCH_COUNT_MAX)
+            if not due:
+                break
+            for raw in due:
+                member = raw.decode() if isinstance(raw, bytes) else str(raw)
+                tenant_id, authorization_id, card_id = member.split("|")
+                payload = json.dumps(
+                    {
+                        "schema": EXPIRY_RECORD_SCHEMA,
+                        "tenant_id": tenant_id,
+                        "authorization_id": authorization_id,
+                        "card_id": card_id,
+                    },
+                    separators=(",", ":"),
+                )
+                result = await scripts.expire(
+                    keys=[
+                        keyspace.replay(tenant_id, authorization_id),
+                        keyspace.usage(shard, tenant_id, card_id),
+                        keyspace.stream(shard),
+                        holds_key,
+                    ],
+                    args=[member, now_ms, periods, payload],
+                )
+                if result[0] == b"E":
+                    released += 1
+            if len(due) < SWEEP_BATCH_COUNT_MAX:
+                break
+    return released

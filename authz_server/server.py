@@ -35,6 +35,7 @@ from authz_server.services.authorization import AuthorizationService
 from authz_server.services.cards import CardService
 from authz_server.services.clearing import ClearingService
 from authz_server.services.ledger import LedgerService
+from authz_server.services.reviews import ReviewService
 from authz_server.services.rpc import InFlight, RpcContext
 from authz_server.services.tenants import TenantService
 from authz_server.store import tenants as tenant_store
@@ -49,6 +50,8 @@ from zentra.cards.v1 import (
     clearing_pb2_grpc,
     ledger_pb2,
     ledger_pb2_grpc,
+    review_pb2,
+    review_pb2_grpc,
     tenant_pb2,
     tenant_pb2_grpc,
 )
@@ -60,6 +63,7 @@ HEALTH_PROBE_TIMEOUT_S = 1.0  # a probe slower than this marks the server NOT_SE
 DRAIN_QUIET_S = 0.2  # shutdown waits until no call has been in flight for this long...
 DRAIN_WAIT_MAX_S = 1.0  # ...but no longer than this, before stopping the server
 TOMBSTONE_RETRY_INTERVAL_S = 0.2  # how often fail-closed answers waiting for Redis are retried
+REDIS_WARM_CONNECTIONS = 8  # opened at start-up, before the first decision
 REDIS_CONNECT_TIMEOUT_S = 1.0  # a connection attempt slower than this fails (and fails closed)
 
 SERVICE_NAMES = (
@@ -67,6 +71,7 @@ SERVICE_NAMES = (
     card_pb2.DESCRIPTOR.services_by_name["CardService"].full_name,
     clearing_pb2.DESCRIPTOR.services_by_name["ClearingService"].full_name,
     ledger_pb2.DESCRIPTOR.services_by_name["LedgerService"].full_name,
+    review_pb2.DESCRIPTOR.services_by_name["ReviewService"].full_name,
     tenant_pb2.DESCRIPTOR.services_by_name["TenantService"].full_name,
 )
 
@@ -151,6 +156,12 @@ class AuthzServer:
         ledger_pb2_grpc.add_LedgerServiceServicer_to_server(
             LedgerService(rpc_context, self.pool, admin_timeout_s), server
         )
+        review_pb2_grpc.add_ReviewServiceServicer_to_server(
+            ReviewService(
+                rpc_context, self.pool, self.redis, self.keyspace, self.clock, admin_timeout_s, s.max_message_bytes // 2
+            ),
+            server,
+        )
         card_pb2_grpc.add_CardServiceServicer_to_server(
             CardService(rpc_context, self.pool, self.scripts, self.keyspace, admin_timeout_s), server
         )
@@ -167,12 +178,20 @@ class AuthzServer:
         for name in ("", *SERVICE_NAMES):
             await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
         await self._ensure_projection()
+        await self._warm_redis_pool()
         await self._probe_health()
         self._tasks = [
             asyncio.create_task(self._run_health_probe(), name="health-probe"),
             asyncio.create_task(self._run_tombstones(), name="tombstones"),
         ]
         log.info("authz-server listening on port %d", self.port)
+
+    async def _warm_redis_pool(self) -> None:
+        """Opens a few Redis connections before serving, so that the first decisions do not
+        spend their budget connecting."""
+        await asyncio.gather(
+            *(self.redis.ping() for _ in range(min(REDIS_WARM_CONNECTIONS, self.settings.redis_pool_size)))
+        )
 
     async def _ensure_projection(self) -> None:
         """Rebuilds the Redis projection from Postgres if its marker is missing (or waits for

@@ -15,6 +15,9 @@ from zentra.cards.v1 import types_pb2 as t
 
 DEFAULT_TARGET = "127.0.0.1:50051"
 DEFAULT_TIMEOUT_S = 5.0
+# A whole clearing file is one call; at the server's pace of a few thousand records a second this
+# covers files of a million rows, and a bigger file should be split (re-sending is safe).
+FILE_TIMEOUT_S = 600.0
 # A call that takes longer than this is not a CLI call any more; the bound catches typos like 5000.
 TIMEOUT_MAX_S = 600.0
 # Spend controls are a few hundred bytes; a controls file larger than this is the wrong file.
@@ -81,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     now; help texts never show the token's value."""
     parser = argparse.ArgumentParser(
         prog="authzctl",
-        description="Call the Zentra Cards gRPC API (tenants, keys, cards, authorizations).",
+        description="Call the Zentra Cards gRPC API (tenants, keys, cards, authorizations, clearing files).",
     )
     parser.add_argument(
         "--target",
@@ -97,14 +100,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--timeout",
         type=timeout_seconds,
-        default=DEFAULT_TIMEOUT_S,
-        help=f"deadline of the call in seconds (default {DEFAULT_TIMEOUT_S:g})",
+        default=None,
+        help=f"deadline of the call in seconds (default {DEFAULT_TIMEOUT_S:g}; {FILE_TIMEOUT_S:g} for ingest-clearing)",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_tenant_commands(commands)
     _add_card_commands(commands)
     _add_authorize_command(commands)
+    _add_clearing_commands(commands)
     return parser
+
+
+def call_timeout_s(args: argparse.Namespace) -> float:
+    """The deadline of the command's call: --timeout if given, else the command's default."""
+    if args.timeout is not None:
+        return float(args.timeout)
+    return FILE_TIMEOUT_S if args.command == "ingest-clearing" else DEFAULT_TIMEOUT_S
 
 
 # The type of `add_subparsers()`; argparse does not export a public name for it.
@@ -161,3 +172,14 @@ def _add_authorize_command(commands: Subparsers) -> None:
     authorize.add_argument(
         "--authorization-id", help="the replay key; default: a new random 'auth-<hex>' (so no replay)"
     )
+
+
+def _add_clearing_commands(commands: Subparsers) -> None:
+    ingest = commands.add_parser(
+        "ingest-clearing",
+        help="post a CSV clearing file and print its summary (PROCESSOR or ADMIN key)",
+        description="Streams a CSV clearing file (columns: docs/clearing-file.md) to IngestClearingFile and "
+        "prints the summary: counts by outcome and every rejected row with its line and reason. "
+        "Exit 0 when the file was processed, rejected rows or not. Re-sending a file posts nothing twice.",
+    )
+    ingest.add_argument("file", metavar="FILE.csv", type=Path, help="a clearing file with a header row")

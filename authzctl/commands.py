@@ -19,6 +19,7 @@ from zentra.cards.v1 import (
     authorization_pb2_grpc,
     card_pb2,
     card_pb2_grpc,
+    clearing_pb2_grpc,
     tenant_pb2,
     tenant_pb2_grpc,
 )
@@ -35,6 +36,7 @@ class Stubs:
         self.tenants = tenant_pb2_grpc.TenantServiceStub(channel)
         self.cards = card_pb2_grpc.CardServiceStub(channel)
         self.authorizations = authorization_pb2_grpc.AuthorizationServiceStub(channel)
+        self.clearing = clearing_pb2_grpc.ClearingServiceStub(channel)
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
-from zentra.cards.v1 import authorization_pb2, card_pb2, tenant_pb2
+from zentra.cards.v1 import authorization_pb2, card_pb2, clearing_pb2, tenant_pb2
 from zentra.cards.v1 import types_pb2 as t
 
 
@@ -26,6 +26,8 @@ def as_text(message: Message) -> str:
         return api_key_text(message)
     if isinstance(message, tenant_pb2.Tenant):
         return tenant_text(message)
+    if isinstance(message, clearing_pb2.ClearingSummary):
+        return clearing_summary_text(message)
     raise AssertionError(f"no text form for {type(message).__name__}")
 
 
@@ -98,3 +100,43 @@ def api_key_text(key: tenant_pb2.ApiKey) -> str:
 
 def tenant_text(tenant: tenant_pb2.Tenant) -> str:
     return f"tenant_id={tenant.tenant_id}  name={tenant.name}  created_at={tenant.created_at.ToJsonString()}"
+
+
+# The summary's counts in the order an operator reads them: what came in, how it was posted,
+# what was not posted again or at all. Under review overlaps the posted outcomes.
+SUMMARY_LINES = (
+    ("records", "records"),
+    ("matched", "matched"),
+    ("mismatched", "mismatched"),
+    ("force-posted", "force_posted"),
+    ("late captures", "late_captures"),
+    ("refunds", "refunds"),
+    ("duplicates", "duplicates"),
+    ("under review", "under_review"),
+    ("rejected", "rejected"),
+)
+
+
+def clearing_summary_text(summary: clearing_pb2.ClearingSummary) -> str:
+    """One `label  count` line per count (records, matched, ..., rejected), then each rejected
+    row as `line 17  clr-1  amount_minor: 'x' is not an integer` in line order (`-` for a row
+    without a clearing_id), then how many were not listed if the list was cut."""
+    width = max(len(label) for label, _ in SUMMARY_LINES)
+    digits = max(len(str(getattr(summary, field))) for _, field in SUMMARY_LINES)
+    lines = [f"{label:<{width}}  {getattr(summary, field):>{digits}}" for label, field in SUMMARY_LINES]
+    if summary.rejections:
+        lines.append("rejected rows:")
+        for rejection in summary.rejections:
+            lines.append(f"line {rejection.line}  {rejection.clearing_id or '-'}  {rejection.reason}")
+    unlisted = summary.rejected - len(summary.rejections)
+    if unlisted > 0:
+        lines.append(f"({unlisted} more rejected rows not listed)")
+    return "\n".join(lines)
+
+
+def clearing_summary_json(summary: clearing_pb2.ClearingSummary) -> str:
+    """The summary in proto JSON (int64 counts as strings, as proto JSON has them), with every
+    count present, zeros included, so a script can read any field without a default."""
+    return json_format.MessageToJson(
+        summary, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+    )

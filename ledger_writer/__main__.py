@@ -13,10 +13,12 @@ import asyncpg
 import redis.asyncio as aioredis
 import uvloop
 from prometheus_client import start_http_server
+from redis.exceptions import RedisError
 
 from authz_server import logs
 from authz_server.clock import SystemClock
 from authz_server.config import ConfigError
+from authz_server.lifecycle import sweep_expired_holds
 from authz_server.redis_state.rebuild import ensure_projection
 from authz_server.redis_state.scripts import Scripts
 from authz_server.store.migrate import migrate
@@ -24,6 +26,21 @@ from ledger_writer.config import LedgerSettings
 from ledger_writer.consumer import LedgerWriter
 
 log = logging.getLogger("ledger_writer")
+
+
+async def run_sweeper(redis: aioredis.Redis, writer: LedgerWriter, settings: LedgerSettings) -> None:
+    """Releases expired holds every LEDGER_SWEEP_INTERVAL_S (any number of writers may sweep)."""
+    scripts = Scripts.register(redis)
+    clock = SystemClock()
+    while True:
+        await asyncio.sleep(settings.sweep_interval_s)
+        try:
+            released = await sweep_expired_holds(redis, scripts, writer.keyspace, clock.now_ms())
+        except (RedisError, OSError) as error:
+            log.warning("hold sweep failed: %s", type(error).__name__)
+            continue
+        if released:
+            log.info("released %d expired holds", released)
 
 
 async def serve(settings: LedgerSettings) -> None:
@@ -46,12 +63,14 @@ async def serve(settings: LedgerSettings) -> None:
         start_http_server(settings.metrics_port, addr=settings.metrics_addr)
     log.info("ledger-writer %s consuming %d shard streams", writer.consumer, len(writer.streams))
     lag = asyncio.create_task(writer.run_lag_gauges())
+    sweeper = asyncio.create_task(run_sweeper(redis, writer, settings))
     try:
         await writer.run(stop)
     finally:
-        lag.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await lag
+        for task in (lag, sweeper):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await redis.aclose()
         await pool.close()
         log.info("ledger-writer stopped")

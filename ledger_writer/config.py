@@ -34,6 +34,8 @@ class LedgerSettings:
     pg_pool_size_max: int = 4
     # Longest pause between retries while Postgres is unavailable.
     retry_backoff_max_ms: int = 2000
+    # How often expired holds are looked for and released.
+    sweep_interval_s: int = 10
     log_format: str = "text"
     log_level: str = "INFO"
 
@@ -58,6 +60,7 @@ class LedgerSettings:
             writer_slot=_int(env, "LEDGER_WRITER_SLOT", d.writer_slot, 0, 10_000),
             pg_pool_size_max=_int(env, "LEDGER_PG_POOL_SIZE_MAX", d.pg_pool_size_max, 1, 100),
             retry_backoff_max_ms=_int(env, "LEDGER_RETRY_BACKOFF_MAX_MS", d.retry_backoff_max_ms, 10, 60_000),
+            sweep_interval_s=_int(env, "LEDGER_SWEEP_INTERVAL_S", d.sweep_interval_s, 1, 3600),
             log_format=env.get("AUTHZ_LOG_FORMAT") or d.log_format,
             log_level=(env.get("AUTHZ_LOG_LEVEL") or d.log_level).upper(),
         )

@@ -17,6 +17,7 @@ KIND_HOLD = "hold"
 KIND_VOID_RELEASE = "void_release"
 KIND_REVERSAL = "reversal"
 KIND_CLEARING = "clearing"
+KIND_EXPIRY = "expiry"
 KIND_REFUND = "refund"
 
 
@@ -143,3 +144,11 @@ def posting_for_refund(
     """refund R: debit settlement_account R, credit customer_balance R."""
     return _move(tenant_id, KIND_REFUND, clearing_id, authorization_id, account_ref, amount_minor, currency,
                  SETTLEMENT, CUSTOMER)  # fmt: skip
+
+
+def posting_for_expiry(
+    tenant_id: str, authorization_id: str, account_ref: str, amount_minor: int, currency: str
+) -> Transaction:
+    """expire Y: debit reserved_balance Y, credit customer_balance Y."""
+    return _move(tenant_id, KIND_EXPIRY, authorization_id, authorization_id, account_ref, amount_minor, currency,
+                 RESERVED, CUSTOMER)  # fmt: skip

@@ -15,6 +15,8 @@ KIND_DECISION = "decision"
 KIND_VOID = "void"
 KIND_REVERSAL = "reversal"
 KIND_CLEARING = "clearing"
+KIND_EXPIRY = "expiry"
+EXPIRY_RECORD_SCHEMA = 1
 REVERSAL_RECORD_SCHEMA = 1
 CLEARING_RECORD_SCHEMA = 1
 
@@ -54,6 +56,8 @@ class DecisionRecord:
     attempt: str
     reserved_buckets: str
     fingerprint: bytes
+    hold_expires_at: datetime | None = None  # approvals: when the sweeper releases what is left
+    override_review_id: str = ""  # approved past the review threshold by this resolved review
 
 
 def _text(fields: dict[bytes, bytes], name: str) -> str:
@@ -116,7 +120,40 @@ class ClearingEntry:
     fingerprint: bytes
 
 
-Record = DecisionRecord | ReversalRecord | ClearingEntry
+@dataclass(frozen=True, slots=True)
+class ExpiryRecord:
+    """What the sweeper released of an expired hold (lua/expire.lua)."""
+
+    tenant_id: str
+    authorization_id: str
+    card_id: str
+    released_minor: int
+    expired_at: datetime
+
+
+Record = DecisionRecord | ReversalRecord | ClearingEntry | ExpiryRecord
+
+
+def parse_expiry(fields: dict[bytes, bytes]) -> ExpiryRecord:
+    try:
+        payload = json.loads(_text(fields, "p"))
+    except json.JSONDecodeError as error:
+        raise RecordError(f"payload is not JSON: {error}") from None
+    if not isinstance(payload, dict) or payload.get("schema") != EXPIRY_RECORD_SCHEMA:
+        raise RecordError(f"expiry payload schema is not {EXPIRY_RECORD_SCHEMA}")
+    try:
+        record = ExpiryRecord(
+            tenant_id=str(payload["tenant_id"]),
+            authorization_id=str(payload["authorization_id"]),
+            card_id=str(payload["card_id"]),
+            released_minor=_int(_text(fields, "amt"), "amt"),
+            expired_at=datetime.fromtimestamp(_int(_text(fields, "t"), "t") / 1000, tz=UTC),
+        )
+    except (KeyError, TypeError) as error:
+        raise RecordError(f"expiry payload lacks {error}") from None
+    if record.released_minor <= 0:
+        raise RecordError(f"expiry of {record.authorization_id}: released {record.released_minor} is not positive")
+    return record
 
 
 def parse_clearing(fields: dict[bytes, bytes]) -> ClearingEntry:
@@ -198,6 +235,8 @@ def parse_entry(fields: dict[bytes, bytes]) -> Record:
         return parse_reversal(fields)
     if kind == KIND_CLEARING:
         return parse_clearing(fields)
+    if kind == KIND_EXPIRY:
+        return parse_expiry(fields)
     if kind not in (KIND_DECISION, KIND_VOID):
         raise RecordError(f"unknown entry kind {kind!r}")
     try:
@@ -233,6 +272,10 @@ def parse_entry(fields: dict[bytes, bytes]) -> Record:
             attempt=_text(fields, "n"),
             reserved_buckets=_text(fields, "b"),
             fingerprint=fields.get(b"f", b""),
+            hold_expires_at=(
+                datetime.fromtimestamp(_int(fields[b"e"].decode(), "e") / 1000, tz=UTC) if fields.get(b"e") else None
+            ),
+            override_review_id=fields.get(b"ov", b"").decode(),
         )
     except (KeyError, TypeError) as error:
         raise RecordError(f"payload lacks {error}") from None

@@ -15,6 +15,7 @@ from authz_server.controls import controls_from_json
 from authz_server.events import (
     AUTHORIZATION_APPROVED,
     AUTHORIZATION_DECLINED,
+    AUTHORIZATION_EXPIRED,
     AUTHORIZATION_REQUESTED,
     AUTHORIZATION_REVERSED,
     AUTHORIZATION_REVIEW,
@@ -31,11 +32,20 @@ from ledger_writer.postings import (
     Transaction,
     posting_for_approval,
     posting_for_clearing,
+    posting_for_expiry,
     posting_for_refund,
     posting_for_reversal,
     posting_for_void,
 )
-from ledger_writer.records import KIND_DECISION, KIND_VOID, ClearingEntry, DecisionRecord, Record, ReversalRecord
+from ledger_writer.records import (
+    KIND_DECISION,
+    KIND_VOID,
+    ClearingEntry,
+    DecisionRecord,
+    ExpiryRecord,
+    Record,
+    ReversalRecord,
+)
 from zentra.cards.v1 import types_pb2 as t
 
 REFUND = 2  # clearing_pb2.REFUND
@@ -107,7 +117,7 @@ async def _insert_authorizations(
 ) -> int:
     if not records:
         return 0
-    columns: list[list[object]] = [[] for _ in range(21)]
+    columns: list[list[object]] = [[] for _ in range(23)]
     for r in records:
         voided = r.kind == KIND_VOID
         decision, reason = (t.DECLINE, t.SYSTEM_UNAVAILABLE) if voided else (r.decision, r.reason)
@@ -117,6 +127,7 @@ async def _insert_authorizations(
             r.currency, _merchant_json(r), r.channel, decision, reason, RESPONSE_CODES[reason], r.policy_version,
             r.exceeded_limit, json.dumps(trace), STATUS_OF_DECISION[decision], r.reserved_buckets, r.fingerprint,
             r.attempt, r.actor_key_id, r.shard, r.amount_minor if decision == t.APPROVE else 0,
+            r.hold_expires_at if decision == t.APPROVE else None, r.override_review_id or None,
         )  # fmt: skip
         for column, value in zip(columns, row, strict=True):
             column.append(value)
@@ -125,13 +136,15 @@ async def _insert_authorizations(
     inserted = await conn.fetch(
         """INSERT INTO authorizations (tenant_id, authorization_id, card_id, account_ref, amount_minor, currency,
                merchant, channel, decision, reason, response_code, policy_version, exceeded_limit, rules, status,
-               reserved_buckets, fingerprint, attempt, actor_key_id, shard, remaining_hold_minor, decided_at, voided_at)
-           SELECT a, b, c, d, e, f, g::jsonb, h, i, j, k, l, m, n::jsonb, o, p, q, r, s, u, y, v, w
+               reserved_buckets, fingerprint, attempt, actor_key_id, shard, remaining_hold_minor, hold_expires_at,
+               override_review_id, decided_at, voided_at)
+           SELECT a, b, c, d, e, f, g::jsonb, h, i, j, k, l, m, n::jsonb, o, p, q, r, s, u, y, z, zz, v, w
            FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::text[],
                        $8::smallint[], $9::smallint[], $10::smallint[], $11::text[], $12::bigint[], $13::text[],
                        $14::text[], $15::text[], $16::text[], $17::bytea[], $18::text[], $19::text[],
-                       $20::integer[], $21::bigint[], $22::timestamptz[], $23::timestamptz[])
-                AS x(a, b, c, d, e, f, g, h, i, j, k, l, m, n, o, p, q, r, s, u, y, v, w)
+                       $20::integer[], $21::bigint[], $22::timestamptz[], $23::text[], $24::timestamptz[],
+                       $25::timestamptz[])
+                AS x(a, b, c, d, e, f, g, h, i, j, k, l, m, n, o, p, q, r, s, u, y, z, zz, v, w)
            ON CONFLICT (tenant_id, authorization_id) DO NOTHING
            RETURNING authorization_id""",
         *columns,
@@ -232,6 +245,7 @@ async def write_batch(conn: asyncpg.Connection, records: Sequence[Record]) -> Ba
     result = BatchResult()
     reversals = [r for r in records if isinstance(r, ReversalRecord)]
     clearings = [r for r in records if isinstance(r, ClearingEntry)]
+    expiries = [r for r in records if isinstance(r, ExpiryRecord)]
     decision_records = [r for r in records if isinstance(r, DecisionRecord)]
     decisions = list(
         {(r.tenant_id, r.authorization_id): r for r in reversed(decision_records) if r.kind == KIND_DECISION}.values()
@@ -295,9 +309,60 @@ async def write_batch(conn: asyncpg.Connection, records: Sequence[Record]) -> Ba
         result.postings[kind] = result.postings.get(kind, 0) + count
     for kind, count in (await _post_clearings(conn, clearings, accounts, events)).items():
         result.postings[kind] = result.postings.get(kind, 0) + count
+    for kind, count in (await _post_expiries(conn, expiries, accounts, events)).items():
+        result.postings[kind] = result.postings.get(kind, 0) + count
     await _open_authorization_reviews(conn, decisions)
     result.events = await _insert_events(conn, events)
     return result
+
+
+async def _post_expiries(
+    conn: asyncpg.Connection,
+    expiries: Sequence[ExpiryRecord],
+    accounts: dict[tuple[str, str], str],
+    events: list[tuple[str, str, str, str, dict[str, object], object]],
+) -> dict[str, int]:
+    """Each expired hold's release, posted once, and the authorization marked EXPIRED."""
+    if not expiries:
+        return {}
+    currencies = {
+        (r["tenant_id"], r["authorization_id"]): r["currency"].strip()
+        for r in await conn.fetch(
+            """SELECT tenant_id, authorization_id, currency FROM authorizations
+               WHERE (tenant_id, authorization_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))""",
+            [e.tenant_id for e in expiries],
+            [e.authorization_id for e in expiries],
+        )
+    }
+    transactions = []
+    for e in expiries:
+        currency = currencies.get((e.tenant_id, e.authorization_id))
+        assert currency is not None, f"expiry of an approval the ledger has not recorded: {e.authorization_id}"
+        account_ref = accounts[(e.tenant_id, e.card_id)]
+        transactions.append(
+            posting_for_expiry(e.tenant_id, e.authorization_id, account_ref, e.released_minor, currency)
+        )
+    fresh: set[tuple[str, str]] = set()
+    counts = await _insert_transactions(conn, transactions, fresh)
+    for e, transaction in zip(expiries, transactions, strict=True):
+        if (e.tenant_id, transaction.transaction_id) not in fresh:
+            continue
+        await conn.execute(
+            """UPDATE authorizations SET expired_minor = expired_minor + $3::bigint, remaining_hold_minor = 0,
+                      status = 'EXPIRED'
+               WHERE tenant_id = $1 AND authorization_id = $2""",
+            e.tenant_id,
+            e.authorization_id,
+            e.released_minor,
+        )
+        payload: dict[str, object] = {
+            "authorization_id": e.authorization_id,
+            "card_id": e.card_id,
+            "released_minor": e.released_minor,
+            "transaction_id": transaction.transaction_id,
+        }
+        events.append((e.tenant_id, AUTHORIZATION_EXPIRED, e.authorization_id, "expiry", payload, e.expired_at))
+    return counts
 
 
 async def _open_authorization_reviews(conn: asyncpg.Connection, decisions: Sequence[DecisionRecord]) -> None:

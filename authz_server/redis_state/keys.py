@@ -48,6 +48,15 @@ class Keyspace:
     def streams(self) -> list[str]:
         return [self.stream(shard) for shard in range(self.shard_count)]
 
+    def override(self, shard: int, tenant_id: str, card_id: str) -> str:
+        """Hash: a one-time review override (ReviewService, resolved APPROVED), read by authorize.lua."""
+        return f"{self.prefix}:{{s{shard}}}:override:{tenant_id}:{card_id}"
+
+    def holds(self, shard: int) -> str:
+        """Sorted set: the shard's live holds (member "<tenant>|<authorization id>"), scored by
+        when they expire; the expiry sweeper reads it."""
+        return f"{self.prefix}:{{s{shard}}}:holds"
+
     def projection_marker(self) -> str:
         """String: set once the projection has been built from Postgres; holds the shard count."""
         return f"{self.prefix}:projection"

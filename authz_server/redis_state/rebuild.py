@@ -25,6 +25,7 @@ import asyncpg
 import redis.asyncio as aioredis
 
 from authz_server.decisions import decision_payload
+from authz_server.holds import holds_member
 from authz_server.redis_state.keys import Keyspace
 from authz_server.redis_state.projection import project_card
 from authz_server.redis_state.scripts import Scripts
@@ -49,6 +50,7 @@ class RebuildReport:
     cards: int = 0
     counters: int = 0
     replay_records: int = 0
+    holds: int = 0
     seconds: float = 0.0
 
 
@@ -75,7 +77,7 @@ async def _rebuild_counters(pool: asyncpg.Pool, redis: aioredis.Redis, keyspace:
         """SELECT tenant_id, card_id, shard, split_part(bucket, '=', 1) AS bucket, split_part(bucket, '=', 2) AS period,
                   sum(counted)::bigint AS amount, count(*) FILTER (WHERE counted > 0) AS approvals
            FROM (SELECT *, CASE WHEN status = 'CLEARED' THEN cleared_minor
-                                ELSE amount_minor - reversed_minor END AS counted
+                                ELSE amount_minor - reversed_minor - expired_minor END AS counted
                  FROM authorizations
                  WHERE decision = $1 AND voided_at IS NULL AND reserved_buckets <> '') AS a,
                 unnest(string_to_array(reserved_buckets, ';')) AS bucket
@@ -108,11 +110,15 @@ def remaining_hold_field(row: asyncpg.Record) -> dict[str, str]:
     if row["voided_at"] is not None:
         return {"h": "0"}
     fields = {}
-    if row["decision"] == t.APPROVE and (row["reversed_minor"] > 0 or row["cleared_minor"] > 0):
+    released = row["reversed_minor"] + row["cleared_minor"] + row["expired_minor"]
+    if row["decision"] == t.APPROVE and released > 0:
         fields["h"] = str(row["remaining_hold_minor"])
     if row["decision"] == t.APPROVE and row["cleared_minor"] > 0:
         # clear.lua keeps what the windows count (u) and what was cleared so far (cl).
-        counted = row["cleared_minor"] if row["status"] == "CLEARED" else row["amount_minor"] - row["reversed_minor"]
+        if row["status"] == "CLEARED":
+            counted = row["cleared_minor"]
+        else:
+            counted = row["amount_minor"] - row["reversed_minor"] - row["expired_minor"]
         fields["u"] = str(counted)
         fields["cl"] = str(row["cleared_minor"])
     return fields
@@ -141,6 +147,24 @@ async def _rebuild_reversal_records(
             )
             pipe.expire(key, max(1, retention_s - max(0, (now_ms - row["reversed_at_ms"]) // 1000)))
         await pipe.execute()
+    return len(rows)
+
+
+async def _rebuild_holds(pool: asyncpg.Pool, redis: aioredis.Redis, keyspace: Keyspace) -> int:
+    """Every live hold in its shard's holds set, scored by when it expires (for the sweeper)."""
+    rows = await pool.fetch(
+        """SELECT tenant_id, authorization_id, card_id, shard,
+                  (extract(epoch FROM hold_expires_at) * 1000)::bigint AS expires_at_ms
+           FROM authorizations
+           WHERE decision = $1 AND voided_at IS NULL AND remaining_hold_minor > 0 AND hold_expires_at IS NOT NULL""",
+        t.APPROVE,
+    )
+    for start in range(0, len(rows), PIPELINE_COUNT_MAX):
+        async with redis.pipeline(transaction=False) as pipe:
+            for row in rows[start : start + PIPELINE_COUNT_MAX]:
+                member = holds_member(row["tenant_id"], row["authorization_id"], row["card_id"])
+                pipe.zadd(keyspace.holds(row["shard"]), {member: row["expires_at_ms"]})
+            await pipe.execute()
     return len(rows)
 
 
@@ -214,7 +238,11 @@ async def _rebuild_replay_records(
                 fields.update(remaining_hold_field(row))
                 pipe.hset(key, mapping=fields)  # type: ignore[arg-type]
                 age_s = max(0, (now_ms - row["decided_at_ms"]) // 1000)
-                pipe.expire(key, max(1, retention_s - age_s))
+                lifetime_s = retention_s
+                if row["hold_expires_at"] is not None:
+                    # An approval's record outlives its hold by the retention (authorize.lua).
+                    lifetime_s += int((row["hold_expires_at"].timestamp() * 1000 - row["decided_at_ms"]) // 1000)
+                pipe.expire(key, max(1, lifetime_s - age_s))
             await pipe.execute()
     return len(rows)
 
@@ -230,6 +258,7 @@ async def rebuild_projection(
     report.replay_records = await _rebuild_replay_records(pool, redis, keyspace, now_ms, retention_s)
     report.replay_records += await _rebuild_reversal_records(pool, redis, keyspace, now_ms, retention_s)
     report.replay_records += await _rebuild_clearing_records(pool, redis, keyspace, now_ms, retention_s)
+    report.holds = await _rebuild_holds(pool, redis, keyspace)
     await redis.set(keyspace.projection_marker(), str(keyspace.shard_count))
     report.seconds = time.perf_counter() - started
     log.info(

@@ -21,6 +21,7 @@ class Scripts:
     project_card: AsyncScript
     reverse: AsyncScript
     clear: AsyncScript
+    expire: AsyncScript
 
     @classmethod
     def register(cls, client: aioredis.Redis) -> Scripts:
@@ -30,10 +31,11 @@ class Scripts:
             project_card=client.register_script(lua_source("project_card")),
             reverse=client.register_script(lua_source("reverse")),
             clear=client.register_script(lua_source("clear")),
+            expire=client.register_script(lua_source("expire")),
         )
 
     def all(self) -> tuple[AsyncScript, ...]:
-        return (self.authorize, self.tombstone, self.project_card, self.reverse, self.clear)
+        return (self.authorize, self.tombstone, self.project_card, self.reverse, self.clear, self.expire)
 
     async def load_all(self, client: aioredis.Redis) -> None:
         """Loads every script into Redis's cache (start-up and health probe)."""

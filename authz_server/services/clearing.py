@@ -15,8 +15,11 @@ from authz_server.services.rpc import RpcContext, rpc
 from zentra.cards.v1 import clearing_pb2, clearing_pb2_grpc
 
 _SVC = "/zentra.cards.v1.ClearingService/"
-# A file's summary lists at most this many rejections in full (the counts are always exact).
-REJECTIONS_LISTED_MAX = 10_000
+# A file's summary lists at most this many rejections (the counts are always exact), each
+# reason cut to REJECTION_REASON_CHARS_MAX, so the summary stays well inside the 1 MiB
+# message limit (2,000 x ~400 bytes).
+REJECTIONS_LISTED_MAX = 2_000
+REJECTION_REASON_CHARS_MAX = 200
 _COUNTER_OF_OUTCOME = {
     clearing_pb2.MATCHED: "matched",
     clearing_pb2.MISMATCHED: "mismatched",
@@ -59,7 +62,8 @@ class ClearingService(clearing_pb2_grpc.ClearingServiceServicer):
             except DomainError as error:
                 summary.rejected += 1
                 if len(summary.rejections) < REJECTIONS_LISTED_MAX:
-                    summary.rejections.add(line=record.line, clearing_id=record.clearing_id, reason=str(error))
+                    reason = str(error)[:REJECTION_REASON_CHARS_MAX]
+                    summary.rejections.add(line=record.line, clearing_id=record.clearing_id, reason=reason)
                 continue
             if result.replayed:
                 summary.duplicates += 1

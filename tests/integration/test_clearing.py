@@ -221,3 +221,29 @@ def test_reversal_racing_clearing_never_exceeds_the_hold(api: Api, tenant: Tenan
         assert row["out_of_hold"] == 5000, f"{authorization_id}: the hold gave exactly what it held"
     ledger_checks.assert_balanced(ledger.fetch, [tenant.tenant_id])
     ledger_checks.assert_reserved_matches_holds(ledger.fetch, [tenant.tenant_id])
+
+
+def test_currency_and_card_must_match(api: Api, tenant: TenantKeys, ledger: Ledger) -> None:
+    """A force post or refund in another currency, or a refund naming another card's
+    authorization, is refused: it would post money in the wrong currency or on the wrong card."""
+    card, other = api.issue_card(tenant, DAILY), api.issue_card(tenant, DAILY)
+    auth = api.authorize(tenant.processor, other.card_id, 500)
+
+    def code(record: clearing_pb2.ClearingRecord) -> grpc.StatusCode:
+        with pytest.raises(grpc.RpcError) as error:
+            post(api, tenant.processor, record)
+        return error.value.code()
+
+    assert code(clearing(card.card_id, 100, currency="EUR")) == grpc.StatusCode.FAILED_PRECONDITION
+    assert (
+        code(clearing(card.card_id, 100, kind=clearing_pb2.REFUND, currency="JPY"))
+        == grpc.StatusCode.FAILED_PRECONDITION
+    )
+    wrong_card_refund = clearing(card.card_id, 100, auth.authorization_id, kind=clearing_pb2.REFUND)
+    assert code(wrong_card_refund) == grpc.StatusCode.FAILED_PRECONDITION
+    ledger.drain()
+    currencies = {
+        r["currency"]
+        for r in ledger.fetch("SELECT currency FROM ledger_entries WHERE tenant_id = $1", tenant.tenant_id)
+    }
+    assert currencies <= {"USD"}

@@ -41,6 +41,10 @@ def projection_of(client: redis.Redis, prefix: str, tenant_id: str, now_ms: int)
                 if period == periods[INTERVAL_OF_LETTER[bucket[0]]] and (amount or count):
                     usage[bucket] = (period, amount, count)
             view[name] = usage
+    for key in client.scan_iter(match=f"{prefix}:*:holds"):
+        for member, score in client.zscan_iter(key):
+            if member.decode().startswith(f"{tenant_id}|"):
+                view[f"{key.decode()} {member.decode()}"] = score
     return view
 
 
@@ -118,6 +122,7 @@ def test_rebuilt_projection_equals_the_live_one(
     assert sum(":replay:" in k for k in live) == 18
     assert sum(":reversal:" in k for k in live) >= 2
     assert sum(":clearing:" in k for k in live) >= 4
+    assert sum(":holds " in k for k in live) >= 2, "live holds wait in their shard's holds set"
 
     assert forget_projection(client, prefix) > 0
     assert projection_of(client, prefix, tenant.tenant_id, now_ms) == {}

@@ -105,4 +105,9 @@ def test_replay_record_outlives_seven_days(api: Api, tenant: TenantKeys, server:
     assert response.decision == t.APPROVE
     key = server.server.keyspace.replay(tenant.tenant_id, "auth-ttl-check")
     ttl = server.call(server.server.redis.ttl(key))
+    # An approval's record outlives its hold (7 days here) by the replay retention (7 days).
+    assert 14 * 24 * 3600 - 60 <= ttl <= 14 * 24 * 3600
+    declined = api.authorize(tenant.processor, card.card_id, currency="EUR", authorization_id="auth-ttl-declined")
+    assert declined.decision == t.DECLINE
+    ttl = server.call(server.server.redis.ttl(server.server.keyspace.replay(tenant.tenant_id, "auth-ttl-declined")))
     assert 7 * 24 * 3600 - 60 <= ttl <= 7 * 24 * 3600

@@ -18,6 +18,8 @@ from zentra.cards.v1 import (
     clearing_pb2_grpc,
     ledger_pb2,
     ledger_pb2_grpc,
+    review_pb2,
+    review_pb2_grpc,
     tenant_pb2,
 )
 from zentra.cards.v1 import types_pb2 as t
@@ -202,6 +204,52 @@ def _balances(scene: Scene, response: object) -> None:
     assert response.account_ref == scene.card.account_ref, f"GetAccountBalances answered {response}"
 
 
+def _review_id(scene: Scene) -> str:
+    return f"clearing:clr-{scene.card.card_id}"
+
+
+def _open_review(scene: Scene) -> None:
+    """A force-post review of the scene's card, as the ledger writer opens them (inserted
+    directly: the matrix is about who may resolve it, tests/integration/test_reviews.py about
+    how reviews come to be)."""
+    scene.server.call(
+        scene.server.server.pool.execute(
+            """INSERT INTO reviews (tenant_id, review_id, kind, clearing_id, card_id, amount_minor, currency, detail,
+                   opened_at)
+               VALUES ($1, $2, 'FORCE_POST', $3, $4, 700, $5, 'force post', now())""",
+            scene.tenant.tenant_id,
+            _review_id(scene),
+            f"clr-{scene.card.card_id}",
+            scene.card.card_id,
+            scene.card.currency,
+        )
+    )
+
+
+def _review_status(scene: Scene) -> object:
+    return fetchval(
+        scene.server,
+        "SELECT status FROM reviews WHERE tenant_id = $1 AND review_id = $2",
+        scene.tenant.tenant_id,
+        _review_id(scene),
+    )
+
+
+def _resolved(scene: Scene, response: object) -> None:
+    assert isinstance(response, review_pb2.Review), f"ResolveReview answered {response}"
+    assert (response.review_id, response.status) == (_review_id(scene), review_pb2.REVIEW_STATUS_RESOLVED)
+    assert _review_status(scene) == "RESOLVED", "the resolution is recorded"
+
+
+def _review_still_open(scene: Scene) -> None:
+    assert _review_status(scene) == "OPEN", "a refused ResolveReview resolves nothing"
+
+
+def _listed(scene: Scene, response: object) -> None:
+    assert isinstance(response, review_pb2.ListReviewsResponse), f"ListReviews answered {response}"
+    assert [r.review_id for r in response.reviews] == [_review_id(scene)], "the tenant's one review is listed"
+
+
 METHODS = [
     Method(
         "TenantService/CreateTenant",
@@ -310,6 +358,27 @@ METHODS = [
         ),
         _balances,
         lambda s: None,  # a read changes nothing either way
+    ),
+    Method(
+        "ReviewService/ListReviews",
+        frozenset({"ADMIN", "OPERATOR"}),
+        lambda s, md: review_pb2_grpc.ReviewServiceStub(s.api.channel).ListReviews(
+            review_pb2.ListReviewsRequest(), metadata=md
+        ),
+        _listed,
+        lambda s: None,  # a read changes nothing either way
+        prepare=_open_review,
+    ),
+    Method(
+        "ReviewService/ResolveReview",
+        frozenset({"ADMIN", "OPERATOR"}),
+        lambda s, md: review_pb2_grpc.ReviewServiceStub(s.api.channel).ResolveReview(
+            review_pb2.ResolveReviewRequest(review_id=_review_id(s), resolution=review_pb2.RESOLUTION_ACKNOWLEDGED),
+            metadata=md,
+        ),
+        _resolved,
+        _review_still_open,
+        prepare=_open_review,
     ),
 ]  # fmt: skip
 CALLERS = ["PROCESSOR", "OPERATOR", "ADMIN", "BOOTSTRAP"]

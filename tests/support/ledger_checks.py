@@ -33,7 +33,7 @@ def assert_balanced(fetch: Fetch, tenant_ids: Iterable[str]) -> None:
 
 
 def assert_reserved_matches_holds(fetch: Fetch, tenant_ids: Iterable[str]) -> None:
-    """§5.2: reserved_balance of every account = approved (not voided) - reversed - cleared
+    """§5.2: reserved_balance of every account = approved (not voided) - reversed - expired - cleared
     (settled from the hold, and the unused hold a final clearing gave back)."""
     tenants = list(tenant_ids)
     reserved = {
@@ -50,7 +50,7 @@ def assert_reserved_matches_holds(fetch: Fetch, tenant_ids: Iterable[str]) -> No
         (r["tenant_id"], r["account_ref"], r["currency"].strip()): r["total"]
         for r in fetch(
             """SELECT a.tenant_id, a.account_ref, a.currency,
-                      sum(a.amount_minor
+                      sum(a.amount_minor - a.expired_minor
                           - COALESCE((SELECT sum(v.released_minor) FROM reversals v
                                       WHERE v.tenant_id = a.tenant_id AND v.authorization_id = a.authorization_id), 0)
                           - COALESCE((SELECT sum(c.from_hold_minor + c.released_minor) FROM clearings c

@@ -307,6 +307,8 @@ ALLOWED = {
     # A PROCESSOR reads only what it authorized; the handler enforces that (integration tests).
     "AuthorizationService/GetAuthorization": {t.ADMIN, t.OPERATOR, t.PROCESSOR},
     "LedgerService/GetAccountBalances": {t.ADMIN, t.OPERATOR},
+    "ReviewService/ListReviews": {t.ADMIN, t.OPERATOR},
+    "ReviewService/ResolveReview": {t.ADMIN, t.OPERATOR},
 }
 
 

@@ -9,6 +9,8 @@
 --
 -- KEYS[1] card projection hash      KEYS[2] card usage (window counter) hash
 -- KEYS[3] replay record hash        KEYS[4] the card shard's decision stream
+-- KEYS[5] the card's one-time review override (ReviewService; usually absent)
+-- KEYS[6] the shard's live holds, scored by expiry (the expiry sweeper reads it)
 -- The replay record (f fingerprint, d decision, r reason, v policy_version, t decided_at_ms,
 -- x exceeded-limit label, n attempt, a amount reserved, b buckets reserved, p payload) and the
 -- stream entry (k "decision", p, d, r, v, t, x, n, b, f) carry the same facts.
@@ -27,6 +29,8 @@
 -- ARGV[13] attempt id, unique per call (a fail-closed tombstone voids only its own attempt)
 -- ARGV[14] B, the number of counter buckets; then B pairs: bucket name, current period id
 -- then C, the number of limit checks; then C quads: bucket index (1-based), kind "a"|"c", cap, label
+-- then: merchant id, mcc, country (matched against an override), the hold's expiry (ms), the
+-- replay record's lifetime for an approval (s; it must outlive the hold), the holds member
 --
 -- Returns one of
 --   {"D", decision, reason, policy_version, decided_at_ms, exceeded_label}   decided now
@@ -56,10 +60,10 @@ local decided_at = ARGV[9]
 local retention = tonumber(ARGV[10])
 local attempt = ARGV[13]
 
-local function record(decision, reason, version, label, amount, buckets)
+local function record(decision, reason, version, label, amount, buckets, lifetime)
   redis.call("HSET", KEYS[3], "f", fingerprint, "d", decision, "r", reason, "v", version, "t", decided_at,
     "x", label, "n", attempt, "a", amount, "b", buckets, "p", ARGV[12])
-  redis.call("EXPIRE", KEYS[3], retention)
+  redis.call("EXPIRE", KEYS[3], lifetime or retention)
 end
 
 local function append(decision, reason, version, label, buckets)
@@ -124,6 +128,9 @@ end
 
 local at = 15 + 2 * bucket_count
 local check_count = tonumber(ARGV[at])
+local tail = at + 1 + 4 * check_count
+local merchant_id, mcc, country = ARGV[tail], ARGV[tail + 1], ARGV[tail + 2]
+local expires_at, approval_lifetime, holds_member = ARGV[tail + 3], tonumber(ARGV[tail + 4]), ARGV[tail + 5]
 for c = 0, check_count - 1 do
   local base = at + 1 + 4 * c
   local b, kind, cap, label = tonumber(ARGV[base]), ARGV[base + 1], tonumber(ARGV[base + 2]), ARGV[base + 3]
@@ -140,10 +147,19 @@ for c = 0, check_count - 1 do
   end
 end
 
+local overridden = ""
 if ARGV[7] == "1" then
-  append(REVIEW, REVIEW_REQUIRED, version, "", "")
-  record(REVIEW, REVIEW_REQUIRED, version, "", "0", "")
-  return {"D", REVIEW, REVIEW_REQUIRED, version, decided_at, ""}
+  -- An operator approved this card, merchant and amount (or more) in review: approve once,
+  -- past the review threshold only (state, controls and limits were checked above).
+  local override = redis.call("HMGET", KEYS[5], "merchant_id", "mcc", "country", "max_minor", "review_id", "used")
+  if override[1] and not override[6] and override[1] == merchant_id and override[2] == mcc
+      and override[3] == country and tonumber(override[4]) >= amount then
+    overridden = override[5]
+  else
+    append(REVIEW, REVIEW_REQUIRED, version, "", "")
+    record(REVIEW, REVIEW_REQUIRED, version, "", "0", "")
+    return {"D", REVIEW, REVIEW_REQUIRED, version, decided_at, ""}
+  end
 end
 
 -- Approve: reserve the amount and one approval in every bucket, then record. Counters are
@@ -155,7 +171,13 @@ for i = 1, bucket_count do
   reserved[#reserved + 1] = names[i] .. "=" .. periods[i]
 end
 local reserved_text = table.concat(reserved, ";")
-append(APPROVE, APPROVED, version, "", reserved_text)
+redis.call("XADD", KEYS[4], "*", "k", "decision", "p", ARGV[12], "d", APPROVE, "r", APPROVED, "v", version,
+  "t", decided_at, "x", "", "n", attempt, "b", reserved_text, "f", fingerprint, "e", expires_at, "ov", overridden)
+if overridden ~= "" then
+  -- Marked, not deleted: a retried ResolveReview must not arm it again (services/reviews.py).
+  redis.call("HSET", KEYS[5], "used", attempt)
+end
+redis.call("ZADD", KEYS[6], expires_at, holds_member)
 for i = 1, bucket_count do
   if used_count[i] == 0 and used_amount[i] == 0 then
     redis.call("HSET", KEYS[2], names[i] .. "|p", periods[i], names[i] .. "|a", ARGV[8], names[i] .. "|c", "1")
@@ -164,5 +186,5 @@ for i = 1, bucket_count do
     redis.call("HINCRBY", KEYS[2], names[i] .. "|c", 1)
   end
 end
-record(APPROVE, APPROVED, version, "", ARGV[8], reserved_text)
+record(APPROVE, APPROVED, version, "", ARGV[8], reserved_text, approval_lifetime)
 return {"D", APPROVE, APPROVED, version, decided_at, ""}

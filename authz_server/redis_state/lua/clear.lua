@@ -7,12 +7,14 @@
 --
 -- KEYS[1] the authorization's record (a key that does not exist when there is none)
 -- KEYS[2] the card's usage hash   KEYS[3] the card shard's stream   KEYS[4] the clearing's record
+-- KEYS[5] the shard's holds set (a hold cleared to nothing leaves it)
 -- ARGV[1] clearing_id   ARGV[2] fingerprint of the clearing record
 -- ARGV[3] mode: "auth" (match KEYS[1]), "force" (no authorization), "late" (authorization
 --         known to Postgres only, its hold long gone), "refund"
 -- ARGV[4] amount_minor C   ARGV[5] is_final "1"/"0"
 -- ARGV[6] current periods "D=..;W=..;M=..;Y=..;L=0"   ARGV[7] cleared_at_ms
 -- ARGV[8] retention, seconds   ARGV[9] payload (JSON)   ARGV[10] review tolerance, basis points
+-- ARGV[11] the hold's member in the holds set
 -- The authorization's record: d decision, a approved, h remaining hold (absent: a), b buckets,
 -- u amount its windows count (absent: the hold), cl cleared so far.
 --
@@ -102,6 +104,9 @@ if auth then
     end
   end
   redis.call("HSET", KEYS[1], "h", text(held_after), "u", text(counted_after), "cl", text(cleared_after))
+  if held_after == 0 then
+    redis.call("ZREM", KEYS[5], ARGV[11])
+  end
 end
 redis.call("HSET", KEYS[4], "f", ARGV[2], "o", outcome, "fh", text(from_hold), "fb", text(from_balance),
   "rl", text(released), "dt", text(delta), "rv", review)

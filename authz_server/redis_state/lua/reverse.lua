@@ -8,9 +8,11 @@
 --
 -- KEYS[1] the authorization's replay record   KEYS[2] the card's usage (window counter) hash
 -- KEYS[3] the card shard's decision stream     KEYS[4] the reversal's replay record
+-- KEYS[5] the shard's holds set (a fully released hold leaves it)
 -- ARGV[1] reversal_id   ARGV[2] authorization_id   ARGV[3] amount_minor requested ("0": all)
 -- ARGV[4] the current period of every window, "D=20261124;W=2026W48;M=202611;Y=2026;L=0"
 -- ARGV[5] reversed_at_ms   ARGV[6] replay retention, seconds   ARGV[7] payload (JSON)
+-- ARGV[8] the hold's member in the holds set
 -- The authorization's record holds d decision, a approved amount, h remaining hold (absent
 -- until the first release: then a), b the buckets it reserved ("D=20261124;W=..."), u what
 -- its windows count (absent until a clearing: then the hold).
@@ -71,6 +73,9 @@ for name, period in string.gmatch(buckets, "([^;=]+)=([^;]+)") do
   end
 end
 redis.call("HSET", KEYS[1], "h", remaining_text)
+if remaining == 0 then
+  redis.call("ZREM", KEYS[5], ARGV[8])
+end
 if auth[5] then
   redis.call("HSET", KEYS[1], "u", string.format("%d", counted_after))
 end

@@ -10,6 +10,7 @@
 -- write.
 --
 -- KEYS[1] replay record hash   KEYS[2] card usage hash   KEYS[3] the card shard's decision stream
+-- KEYS[4] the shard's holds set (a voided approval's hold leaves it); ARGV[6] its member
 -- ARGV[1] request fingerprint  ARGV[2] attempt id of the timed-out call
 -- ARGV[3] decided_at_ms        ARGV[4] replay retention, seconds
 -- ARGV[5] decision record payload (JSON)
@@ -45,4 +46,5 @@ if stored[2] == APPROVE and stored[5] ~= "" then
   end
 end
 redis.call("HSET", KEYS[1], "d", DECLINE, "r", SYSTEM_UNAVAILABLE, "x", "", "a", "0", "b", "", "h", "0")
+redis.call("ZREM", KEYS[4], ARGV[6])
 return "voided"
