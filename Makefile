@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: help install run test test-unit test-integration lint proto proto-check contract migrate clean
+.PHONY: help install run test test-unit test-integration lint proto proto-check contract migrate bench clean
 
 help:
 	@echo "make run          whole stack (embedded Redis + Postgres unless REDIS_URL/DATABASE_URL)"
@@ -13,6 +13,7 @@ help:
 	@echo "make lint         ruff, mypy, buf lint, contract check, generated-code check"
 	@echo "make proto        regenerate zentra/cards/v1 from protos/"
 	@echo "make migrate      apply SQL migrations to DATABASE_URL (or the embedded Postgres)"
+	@echo "make bench        Authorize vs null server vs Redis alone, and the ledger writer (BENCH_ARGS=--quick)"
 	@echo "make bench-ledger ledger writer throughput and catch-up (ARGS=--quick for a short run)"
 
 $(STAMP): pyproject.toml
@@ -56,6 +57,11 @@ lint: $(STAMP) proto-check contract
 
 migrate: $(STAMP)
 	$(BIN)/python -m devstack migrate
+
+# Authorize against the limits of this machine: real vs null server vs Redis alone, plus the
+# ledger writer; the table on stdout, JSON and a PNG in loadtest/results/ (docs/bench/ has a run).
+bench: $(STAMP)
+	$(BIN)/python -m loadtest $(BENCH_ARGS)
 
 # The ledger writer's backlog drain rate and catch-up after a burst; JSON in loadtest/results/.
 .PHONY: bench-ledger
