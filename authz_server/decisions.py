@@ -19,6 +19,7 @@ import secrets
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Any
 
 import redis.asyncio as aioredis
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -29,6 +30,7 @@ from authz_server.config import Settings
 from authz_server.errors import AlreadyExists
 from authz_server.holds import hold_lifetime_s, holds_member
 from authz_server.policy import RESPONSE_CODES, CardPolicy, Plan, Purchase, plan_decision
+from authz_server.redis_state.batching import ScriptBatcher
 from authz_server.redis_state.keys import Keyspace
 from authz_server.redis_state.projection import policy_from_projection
 from authz_server.redis_state.scripts import Scripts
@@ -41,6 +43,8 @@ log = logging.getLogger(__name__)
 DECISION_RECORD_SCHEMA = 1  # version of the decision record payload in the streams
 PLAN_ATTEMPTS_MAX = 3  # round trips one call may make when the card changes under it
 TOMBSTONES_PENDING_MAX = 100_000  # fail-closed answers waiting for Redis, per process
+FAIL_CLOSED_LOG_INTERVAL_S = 1.0  # at most one "failed closed" log line per interval
+TOMBSTONE_PIPELINE_COUNT_MAX = 200  # fail-closed answers stored per Redis round trip
 DEADLINE_MARGIN_S = 0.002  # answer this long before the caller's deadline, to be heard
 
 
@@ -129,6 +133,7 @@ class Decider:
         self._keys = keyspace
         self._clock = clock
         self._policies = CardPolicyCache(settings.card_cache_max)
+        self._authorize = ScriptBatcher(redis, scripts.authorize)
         self._budget_s = settings.decision_budget_ms / 1000
         self._attempt_prefix = f"{os.getpid():x}.{secrets.token_hex(4)}."
         self._attempt_ids = itertools.count()
@@ -139,6 +144,8 @@ class Decider:
         # False until the Redis projection is known to be built (server start, rebuild):
         # deciding against a missing projection could approve past a limit, so fail closed.
         self.ready = False
+        self._fail_log_next_s = 0.0
+        self._fail_log_suppressed = 0
 
     async def decide(
         self,
@@ -192,9 +199,7 @@ class Decider:
                     plan = plan_decision(policy, purchase) if policy is not None else None
                     args = _script_args(fingerprint, policy, plan, purchase, now_ms, self._settings, payload, attempt)
                     args += self._hold_args(tenant_id, req, now_ms)
-                    result = await self._scripts.authorize(
-                        keys=[*keys, *self._extra_keys(shard, tenant_id, req)], args=args
-                    )
+                    result: Any = await self._authorize.call([*keys, *self._extra_keys(shard, tenant_id, req)], args)
                     tag = result[0]
                     if tag != b"S":
                         break
@@ -221,12 +226,7 @@ class Decider:
             raise
         except (TimeoutError, RedisError, OSError, PolicyChurn) as error:
             cause = {TimeoutError: "timeout", PolicyChurn: "policy_churn"}.get(type(error), "redis_error")
-            log.warning(
-                "decision failed closed (%s): %s",
-                cause,
-                type(error).__name__,
-                extra=decision_log_fields(tenant_id, req, attempt),
-            )
+            self._log_fail_closed(cause, type(error).__name__, decision_log_fields(tenant_id, req, attempt))
             return self._fail_closed(
                 cause,
                 tenant_id,
@@ -261,6 +261,23 @@ class Decider:
             tag == b"R",
         )
         return Answer(response, None, redis_seconds, refreshed)
+
+    def _log_fail_closed(self, cause: str, error: str, fields: dict[str, str]) -> None:
+        """At most one line per second: under overload every decision may fail closed, and a
+        log line each would only add to the load (the metric counts every one)."""
+        now = time.monotonic()
+        if now < self._fail_log_next_s:
+            self._fail_log_suppressed += 1
+            return
+        log.warning(
+            "decision failed closed (%s): %s (%d more since the last line)",
+            cause,
+            error,
+            self._fail_log_suppressed,
+            extra=fields,
+        )
+        self._fail_log_next_s = now + FAIL_CLOSED_LOG_INTERVAL_S
+        self._fail_log_suppressed = 0
 
     def _extra_keys(self, shard: int, tenant_id: str, req: authorization_pb2.AuthorizeRequest) -> list[str]:
         """KEYS[5] and KEYS[6] of authorize.lua: the card's review override and the shard's holds."""
@@ -303,28 +320,35 @@ class Decider:
         return Answer(response, cause)
 
     async def flush_tombstones(self) -> int:
-        """Stores pending fail-closed answers in Redis, oldest first; stops at the first
-        failure (Redis still away). Returns how many were stored."""
+        """Stores pending fail-closed answers in Redis, oldest first, many per round trip; stops
+        at the first failure (Redis still away). Returns how many were stored."""
         stored = 0
-        for key, stone in list(self.tombstones.items()):
+        pending = list(self.tombstones.items())
+        for start in range(0, len(pending), TOMBSTONE_PIPELINE_COUNT_MAX):
+            chunk = pending[start : start + TOMBSTONE_PIPELINE_COUNT_MAX]
             try:
                 async with asyncio.timeout(self._settings.admin_timeout_ms / 1000):
-                    await self._scripts.tombstone(
-                        keys=[stone.replay_key, stone.usage_key, stone.stream_key, stone.holds_key],
-                        args=[
-                            stone.fingerprint,
-                            stone.attempt,
-                            stone.decided_at_ms,
-                            self._settings.replay_retention_s,
-                            stone.payload,
-                            stone.holds_member,
-                        ],
-                    )
+                    async with self._redis.pipeline(transaction=False) as pipe:
+                        for _, stone in chunk:
+                            await self._scripts.tombstone(
+                                keys=[stone.replay_key, stone.usage_key, stone.stream_key, stone.holds_key],
+                                args=[
+                                    stone.fingerprint,
+                                    stone.attempt,
+                                    stone.decided_at_ms,
+                                    self._settings.replay_retention_s,
+                                    stone.payload,
+                                    stone.holds_member,
+                                ],
+                                client=pipe,
+                            )
+                        await pipe.execute()
             except (TimeoutError, RedisError, OSError):
                 break
-            if self.tombstones.get(key) is stone:
-                del self.tombstones[key]
-            stored += 1
+            for key, stone in chunk:
+                if self.tombstones.get(key) is stone:
+                    del self.tombstones[key]
+            stored += len(chunk)
         return stored
 
 

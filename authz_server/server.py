@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -63,6 +64,7 @@ HEALTH_PROBE_TIMEOUT_S = 1.0  # a probe slower than this marks the server NOT_SE
 DRAIN_QUIET_S = 0.2  # shutdown waits until no call has been in flight for this long...
 DRAIN_WAIT_MAX_S = 1.0  # ...but no longer than this, before stopping the server
 TOMBSTONE_RETRY_INTERVAL_S = 0.2  # how often fail-closed answers waiting for Redis are retried
+GC_GEN0_THRESHOLD = 20_000  # allocations between young-generation collections (Python's default: 700)
 REDIS_WARM_CONNECTIONS = 8  # opened at start-up, before the first decision
 REDIS_CONNECT_TIMEOUT_S = 1.0  # a connection attempt slower than this fails (and fails closed)
 
@@ -275,6 +277,10 @@ async def serve(settings: Settings, reuse_port: bool = False) -> None:
     """Runs one server until SIGTERM or SIGINT, then drains it."""
     server = AuthzServer(settings)
     await server.start(reuse_port=reuse_port)
+    # Everything allocated so far lives as long as the process: keep the collector off it, and
+    # collect the young generation less often (the profile showed ~8% of a busy worker in GC).
+    gc.freeze()
+    gc.set_threshold(GC_GEN0_THRESHOLD, 20, 20)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, lambda: asyncio.ensure_future(server.shutdown()))
