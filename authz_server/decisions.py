@@ -30,7 +30,7 @@ from authz_server.config import Settings
 from authz_server.errors import AlreadyExists
 from authz_server.holds import hold_lifetime_s, holds_member
 from authz_server.policy import RESPONSE_CODES, CardPolicy, Plan, Purchase, plan_decision
-from authz_server.redis_state.batching import ScriptBatcher
+from authz_server.redis_state.batching import ScriptBatcher, ScriptCaller
 from authz_server.redis_state.keys import Keyspace
 from authz_server.redis_state.projection import policy_from_projection
 from authz_server.redis_state.scripts import Scripts
@@ -125,15 +125,23 @@ class Decider:
     """Makes Authorize decisions. Never raises for a dependency failure: it fails closed."""
 
     def __init__(
-        self, settings: Settings, redis: aioredis.Redis, scripts: Scripts, keyspace: Keyspace, clock: Clock
+        self,
+        settings: Settings,
+        redis: aioredis.Redis,
+        scripts: Scripts,
+        keyspace: Keyspace,
+        clock: Clock,
+        authorize_caller: ScriptCaller | None = None,
     ) -> None:
+        """`authorize_caller` runs authorize.lua (default: pipelined, ScriptBatcher); the
+        benchmark's Redis-only phase passes one that records what the Decider would send."""
         self._settings = settings
         self._redis = redis
         self._scripts = scripts
         self._keys = keyspace
         self._clock = clock
         self._policies = CardPolicyCache(settings.card_cache_max)
-        self._authorize = ScriptBatcher(redis, scripts.authorize)
+        self._authorize: ScriptCaller = authorize_caller or ScriptBatcher(redis, scripts.authorize)
         self._budget_s = settings.decision_budget_ms / 1000
         self._attempt_prefix = f"{os.getpid():x}.{secrets.token_hex(4)}."
         self._attempt_ids = itertools.count()

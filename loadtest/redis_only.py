@@ -30,7 +30,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import redis.asyncio as aioredis
 import uvloop
@@ -84,7 +84,7 @@ class PreparedPurchase:
 
 
 class RecordingScripts:
-    """Stands in for the server's Scripts while preparing: `authorize` records the KEYS and ARGV
+    """Stands in for the Decider's authorize caller while preparing: `call` records the KEYS and ARGV
     the Decider sends and answers as the script would, without running it. A caller with no
     policy for the card (policy version 0) gets the card's projection, like from the real script,
     and re-plans; a card without a projection is "decided" at once (the script would decline)."""
@@ -93,7 +93,8 @@ class RecordingScripts:
         self.projections = projections
         self.sent: tuple[list[str], list[ScriptArg]] | None = None
 
-    async def authorize(self, keys: list[str], args: list[ScriptArg]) -> list[bytes]:
+    async def call(self, keys: Sequence[str], args: Sequence[ScriptArg]) -> list[bytes]:
+        """What the Decider's authorize caller gets (authz_server/redis_state/batching.py)."""
         self.sent = (list(keys), list(args))
         projection = self.projections.get(keys[0])
         if int(args[1]) == 0 and projection is not None:
@@ -152,7 +153,7 @@ async def prepare(client: aioredis.Redis, workload: Workload, settings: Settings
     requests = [authorization_pb2.AuthorizeRequest.FromString(p) for p in workload.purchases]
     card_ids = sorted({r.card_id for r in requests})
     recorder = RecordingScripts(await read_projections(client, keyspace, workload.tenant_id, card_ids))
-    decider = Decider(settings, client, cast(Scripts, recorder), keyspace, SystemClock())
+    decider = Decider(settings, client, Scripts.register(client), keyspace, SystemClock(), authorize_caller=recorder)
     decider.ready = True
     prepared: list[PreparedPurchase] = []
     for purchase_bytes, request in zip(workload.purchases, requests, strict=True):

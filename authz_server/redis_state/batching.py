@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from typing import Protocol
 
 import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
@@ -19,6 +20,10 @@ from redis.exceptions import NoScriptError
 ScriptArg = bytes | str | int
 
 BATCH_COUNT_MAX = 128  # script calls per pipeline; more wait for the next one
+
+
+class ScriptCaller(Protocol):
+    async def call(self, keys: Sequence[str], args: Sequence[ScriptArg]) -> object: ...
 
 
 class ScriptBatcher:
