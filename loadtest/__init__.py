@@ -1,4 +1,4 @@
-"""Load tools. `make run` prints a ready `ghz` command for the demo card; the `make bench`
-benchmark with its null-server and Redis-only baselines, and ghz configs over many cards,
-are issue #4's work. `make bench-ledger` (`ledger_bench`) measures the ledger writer: how
-fast it drains a backlog of decisions, and how long it takes to catch up after a burst."""
+"""Load tools: `make bench` (python -m loadtest: the real server against a null server, the
+Redis step alone and the ledger writer, in one run), `make bench-ledger` (ledger_bench: the
+writer's drain rate and catch-up after a burst), and ghz_seed (a ready ghz config over many
+cards). `make run` also prints a ghz command for the demo card."""
