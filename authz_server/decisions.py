@@ -376,7 +376,7 @@ def _decision_payload(tenant_id: str, key_id: str, req: authorization_pb2.Author
     m = req.merchant
     return decision_payload(
         tenant_id, req.authorization_id, req.card_id, req.amount_minor, req.currency,
-        (m.id, m.name, m.mcc, m.country, m.city), req.channel, key_id, shard,
+        (m.id, m.name, m.mcc, m.country, m.city), req.channel, key_id, shard, req.advice,
     )  # fmt: skip
 
 
@@ -390,10 +390,12 @@ def decision_payload(
     channel: int,
     actor_key_id: str,
     shard: int,
+    advice: bool = False,
 ) -> str:
     """The versioned decision record the ledger writer reads (the static facts of a request),
     serialized canonically: the rebuild reproduces it byte for byte from Postgres."""
     merchant_id, name, mcc, country, city = merchant
+    extra: dict[str, object] = {"advice": True} if advice else {}
     return json.dumps(
         {
             "schema": DECISION_RECORD_SCHEMA,
@@ -406,6 +408,7 @@ def decision_payload(
             "channel": channel,
             "actor_key_id": actor_key_id,
             "shard": shard,
+            **extra,
         },
         separators=(",", ":"),
     )

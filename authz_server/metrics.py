@@ -32,6 +32,11 @@ FAIL_CLOSED = Counter(
     "Fail-closed Authorize answers (DECLINE/SYSTEM_UNAVAILABLE), by cause.",
     ["cause"],
 )
+ADVICES = Counter(
+    "zentra_authz_advices_total",
+    "Advices recorded: purchases the network approved in stand-in, by decision.",
+    ["decision"],
+)
 REPLAYS = Counter("zentra_authz_replays_total", "Authorize answers that replayed a stored answer.")
 POLICY_REFRESHES = Counter(
     "zentra_authz_policy_refreshes_total",

@@ -84,6 +84,7 @@ class Purchase:
     mcc: str
     country: str
     channel: int  # types_pb2.Channel
+    advice: bool = False  # approved by the network in stand-in: record and reserve, never decline
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +123,8 @@ def _decline(reason: int, limit_index: int = -1) -> Plan:
 def plan_decision(card: CardPolicy, purchase: Purchase) -> Plan:
     """Applies the static rules in DESIGN §3 order; the first that fails names the reason."""
     controls = card.controls
+    if purchase.advice:
+        return _advice_plan(card, purchase)
     if card.state == t.CLOSED:
         return _decline(t.CARD_CLOSED)
     if card.state == t.FROZEN:
@@ -161,6 +164,16 @@ def plan_decision(card: CardPolicy, purchase: Purchase) -> Plan:
             buckets[bucket_of(limit)] = limit.interval
     review = 0 < controls.review_threshold_minor <= purchase.amount_minor
     return Plan(t.REASON_UNSPECIFIED, -1, tuple(checks), tuple(buckets.items()), review)
+
+
+def _advice_plan(card: CardPolicy, purchase: Purchase) -> Plan:
+    """An advice skips every check (state, controls, limits, review) but reserves in the same
+    windows an approval of it would, so the counters stay true to the money."""
+    buckets: dict[str, int] = {letter: interval for interval, letter in WINDOW_LETTERS.items()}
+    for limit in card.controls.limits:
+        if limit.mccs and purchase.mcc in limit.mccs and limit.interval in WINDOW_LETTERS:
+            buckets[bucket_of(limit)] = limit.interval
+    return Plan(t.REASON_UNSPECIFIED, -1, (), tuple(buckets.items()), False)
 
 
 @dataclass(frozen=True, slots=True)

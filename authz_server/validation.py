@@ -121,7 +121,7 @@ def validate_authorize(req: authorization_pb2.AuthorizeRequest) -> Purchase:
     require_country("merchant.country", merchant.country)
     check_text("merchant.city", merchant.city)
     require_channel("channel", req.channel)
-    return Purchase(req.amount_minor, req.currency, merchant.mcc, merchant.country, req.channel)
+    return Purchase(req.amount_minor, req.currency, merchant.mcc, merchant.country, req.channel, req.advice)
 
 
 def validate_reverse(req: authorization_pb2.ReverseRequest) -> None:

@@ -61,6 +61,8 @@ def _limit_detail(label: str) -> str:
 
 def rule_trace(record: DecisionRecord, card: CardAtVersion | None) -> list[dict[str, object]]:
     """[{rule, passed, detail}, ...] for the decision in `record`."""
+    if getattr(record, "advice", False) and record.decision == t.APPROVE:
+        return [{"rule": "advice", "passed": True, "detail": "approved by the network in stand-in; checks not applied"}]
     if record.reason == t.SYSTEM_UNAVAILABLE:
         return [
             {

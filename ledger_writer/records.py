@@ -56,6 +56,7 @@ class DecisionRecord:
     attempt: str
     reserved_buckets: str
     fingerprint: bytes
+    advice: bool = False  # the network approved it in stand-in (never declined, always reserved)
     hold_expires_at: datetime | None = None  # approvals: when the sweeper releases what is left
     override_review_id: str = ""  # approved past the review threshold by this resolved review
 
@@ -276,6 +277,7 @@ def parse_entry(fields: dict[bytes, bytes]) -> Record:
                 datetime.fromtimestamp(_int(fields[b"e"].decode(), "e") / 1000, tz=UTC) if fields.get(b"e") else None
             ),
             override_review_id=fields.get(b"ov", b"").decode(),
+            advice=payload.get("advice") is True,
         )
     except (KeyError, TypeError) as error:
         raise RecordError(f"payload lacks {error}") from None

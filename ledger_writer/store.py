@@ -13,6 +13,7 @@ import asyncpg
 
 from authz_server.controls import controls_from_json
 from authz_server.events import (
+    AUTHORIZATION_ADVICE,
     AUTHORIZATION_APPROVED,
     AUTHORIZATION_DECLINED,
     AUTHORIZATION_EXPIRED,
@@ -117,7 +118,7 @@ async def _insert_authorizations(
 ) -> int:
     if not records:
         return 0
-    columns: list[list[object]] = [[] for _ in range(23)]
+    columns: list[list[object]] = [[] for _ in range(24)]
     for r in records:
         voided = r.kind == KIND_VOID
         decision, reason = (t.DECLINE, t.SYSTEM_UNAVAILABLE) if voided else (r.decision, r.reason)
@@ -127,7 +128,7 @@ async def _insert_authorizations(
             r.currency, _merchant_json(r), r.channel, decision, reason, RESPONSE_CODES[reason], r.policy_version,
             r.exceeded_limit, json.dumps(trace), STATUS_OF_DECISION[decision], r.reserved_buckets, r.fingerprint,
             r.attempt, r.actor_key_id, r.shard, r.amount_minor if decision == t.APPROVE else 0,
-            r.hold_expires_at if decision == t.APPROVE else None, r.override_review_id or None,
+            r.hold_expires_at if decision == t.APPROVE else None, r.override_review_id or None, r.advice,
         )  # fmt: skip
         for column, value in zip(columns, row, strict=True):
             column.append(value)
@@ -137,14 +138,14 @@ async def _insert_authorizations(
         """INSERT INTO authorizations (tenant_id, authorization_id, card_id, account_ref, amount_minor, currency,
                merchant, channel, decision, reason, response_code, policy_version, exceeded_limit, rules, status,
                reserved_buckets, fingerprint, attempt, actor_key_id, shard, remaining_hold_minor, hold_expires_at,
-               override_review_id, decided_at, voided_at)
-           SELECT a, b, c, d, e, f, g::jsonb, h, i, j, k, l, m, n::jsonb, o, p, q, r, s, u, y, z, zz, v, w
+               override_review_id, advice, decided_at, voided_at)
+           SELECT a, b, c, d, e, f, g::jsonb, h, i, j, k, l, m, n::jsonb, o, p, q, r, s, u, y, z, zz, ad, v, w
            FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::text[],
                        $8::smallint[], $9::smallint[], $10::smallint[], $11::text[], $12::bigint[], $13::text[],
                        $14::text[], $15::text[], $16::text[], $17::bytea[], $18::text[], $19::text[],
-                       $20::integer[], $21::bigint[], $22::timestamptz[], $23::text[], $24::timestamptz[],
-                       $25::timestamptz[])
-                AS x(a, b, c, d, e, f, g, h, i, j, k, l, m, n, o, p, q, r, s, u, y, z, zz, v, w)
+                       $20::integer[], $21::bigint[], $22::timestamptz[], $23::text[], $24::boolean[],
+                       $25::timestamptz[], $26::timestamptz[])
+                AS x(a, b, c, d, e, f, g, h, i, j, k, l, m, n, o, p, q, r, s, u, y, z, zz, ad, v, w)
            ON CONFLICT (tenant_id, authorization_id) DO NOTHING
            RETURNING authorization_id""",
         *columns,
@@ -266,6 +267,8 @@ async def write_batch(conn: asyncpg.Connection, records: Sequence[Record]) -> Ba
             )
         payload = _event_payload(r, r.decision, r.reason)
         events.append((r.tenant_id, AUTHORIZATION_REQUESTED, r.authorization_id, "decision", payload, r.decided_at))
+        if r.advice:
+            events.append((r.tenant_id, AUTHORIZATION_ADVICE, r.authorization_id, "advice", payload, r.decided_at))
         events.append(
             (
                 r.tenant_id,

@@ -233,6 +233,7 @@ async def _rebuild_replay_records(
                         row["channel"],
                         row["actor_key_id"],
                         row["shard"],
+                        row["advice"],
                     ),
                 }
                 fields.update(remaining_hold_field(row))

@@ -193,6 +193,8 @@ class AuthorizationService(authorization_pb2_grpc.AuthorizationServiceServicer):
         metrics.DECISIONS.labels(t.Decision.Name(response.decision), t.Reason.Name(response.reason)).inc()
         if response.replayed:
             metrics.REPLAYS.inc()
+        elif request.advice:
+            metrics.ADVICES.labels(t.Decision.Name(response.decision)).inc()
         if answer.fail_closed_cause is not None:
             metrics.FAIL_CLOSED.labels(answer.fail_closed_cause).inc()
         if answer.redis_seconds:

@@ -12,20 +12,22 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class AuthorizeRequest(_message.Message):
-    __slots__ = ("authorization_id", "card_id", "amount_minor", "currency", "merchant", "channel")
+    __slots__ = ("authorization_id", "card_id", "amount_minor", "currency", "merchant", "channel", "advice")
     AUTHORIZATION_ID_FIELD_NUMBER: _ClassVar[int]
     CARD_ID_FIELD_NUMBER: _ClassVar[int]
     AMOUNT_MINOR_FIELD_NUMBER: _ClassVar[int]
     CURRENCY_FIELD_NUMBER: _ClassVar[int]
     MERCHANT_FIELD_NUMBER: _ClassVar[int]
     CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    ADVICE_FIELD_NUMBER: _ClassVar[int]
     authorization_id: str
     card_id: str
     amount_minor: int
     currency: str
     merchant: _types_pb2.Merchant
     channel: _types_pb2.Channel
-    def __init__(self, authorization_id: _Optional[str] = ..., card_id: _Optional[str] = ..., amount_minor: _Optional[int] = ..., currency: _Optional[str] = ..., merchant: _Optional[_Union[_types_pb2.Merchant, _Mapping]] = ..., channel: _Optional[_Union[_types_pb2.Channel, str]] = ...) -> None: ...
+    advice: bool
+    def __init__(self, authorization_id: _Optional[str] = ..., card_id: _Optional[str] = ..., amount_minor: _Optional[int] = ..., currency: _Optional[str] = ..., merchant: _Optional[_Union[_types_pb2.Merchant, _Mapping]] = ..., channel: _Optional[_Union[_types_pb2.Channel, str]] = ..., advice: _Optional[bool] = ...) -> None: ...
 
 class AuthorizeResponse(_message.Message):
     __slots__ = ("authorization_id", "decision", "reason", "response_code", "replayed", "policy_version", "decided_at", "exceeded_limit")
