@@ -104,13 +104,8 @@ def validate_spend_controls(field: str, msg: types_pb2.SpendControls) -> None:
         raise InvalidArgument(f"{field}.review_threshold_minor", f"must be between 0 and {LIMIT_AMOUNT_MINOR_MAX}")
 
 
-def validate_authorize(req: authorization_pb2.AuthorizeRequest) -> Purchase:
-    """All of AuthorizeRequest, in field order; returns the facts the rules read."""
-    require_id("authorization_id", req.authorization_id)
-    require_id("card_id", req.card_id)
-    if not 0 < req.amount_minor <= AMOUNT_MINOR_MAX:
-        raise InvalidArgument("amount_minor", f"must be between 1 and {AMOUNT_MINOR_MAX} minor units")
-    require_currency("currency", req.currency)
+def validate_merchant(req: authorization_pb2.AuthorizeRequest | clearing_pb2.ClearingRecord) -> types_pb2.Merchant:
+    """The request's merchant: required, with a 4-digit MCC and an alpha-2 country."""
     if not req.HasField("merchant"):
         raise InvalidArgument("merchant", "is required (with mcc and country)")
     merchant = req.merchant
@@ -120,6 +115,17 @@ def validate_authorize(req: authorization_pb2.AuthorizeRequest) -> Purchase:
     require_mcc("merchant.mcc", merchant.mcc)
     require_country("merchant.country", merchant.country)
     check_text("merchant.city", merchant.city)
+    return merchant
+
+
+def validate_authorize(req: authorization_pb2.AuthorizeRequest) -> Purchase:
+    """All of AuthorizeRequest, in field order; returns the facts the rules read."""
+    require_id("authorization_id", req.authorization_id)
+    require_id("card_id", req.card_id)
+    if not 0 < req.amount_minor <= AMOUNT_MINOR_MAX:
+        raise InvalidArgument("amount_minor", f"must be between 1 and {AMOUNT_MINOR_MAX} minor units")
+    require_currency("currency", req.currency)
+    merchant = validate_merchant(req)
     require_channel("channel", req.channel)
     return Purchase(req.amount_minor, req.currency, merchant.mcc, merchant.country, req.channel, req.advice)
 
@@ -140,14 +146,7 @@ def validate_clearing(req: clearing_pb2.ClearingRecord) -> None:
     if not 0 < req.amount_minor <= AMOUNT_MINOR_MAX:
         raise InvalidArgument("amount_minor", f"must be between 1 and {AMOUNT_MINOR_MAX} minor units")
     require_currency("currency", req.currency)
-    if not req.HasField("merchant"):
-        raise InvalidArgument("merchant", "is required (with mcc and country)")
-    if req.merchant.id:
-        require_id("merchant.id", req.merchant.id)
-    check_text("merchant.name", req.merchant.name)
-    require_mcc("merchant.mcc", req.merchant.mcc)
-    require_country("merchant.country", req.merchant.country)
-    check_text("merchant.city", req.merchant.city)
+    validate_merchant(req)
     if req.kind not in (clearing_pb2.CAPTURE, clearing_pb2.REFUND):
         raise InvalidArgument("kind", "must be CAPTURE or REFUND")
     if req.line < 0:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from authz_server.controls import Controls
+from authz_server.policy import RULE_OF_REASON
 from ledger_writer.records import DecisionRecord
 from zentra.cards.v1 import types_pb2 as t
 
@@ -25,13 +26,7 @@ class CardAtVersion:
 
 # The rule that failed for each decline or referral reason; APPROVED fails none.
 FAILED_RULE: dict[int, str] = {
-    t.CARD_NOT_FOUND: "card_exists",
-    t.CARD_CLOSED: "card_not_closed",
-    t.CARD_FROZEN: "card_not_frozen",
-    t.CURRENCY_MISMATCH: "currency",
-    t.CHANNEL_NOT_ALLOWED: "channel",
-    t.MCC_NOT_ALLOWED: "mcc",
-    t.COUNTRY_NOT_ALLOWED: "country",
+    **RULE_OF_REASON,
     t.SPEND_LIMIT_EXCEEDED: "spending_limits",
     t.COUNT_LIMIT_EXCEEDED: "spending_limits",
     t.REVIEW_REQUIRED: "review_threshold",

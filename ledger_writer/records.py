@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 DECISION_RECORD_SCHEMA = 1
 KIND_DECISION = "decision"
@@ -68,6 +69,17 @@ def _text(fields: dict[bytes, bytes], name: str) -> str:
         raise RecordError(f"field {name!r} missing") from None
     except UnicodeDecodeError:
         raise RecordError(f"field {name!r} is not UTF-8") from None
+
+
+def _payload(fields: dict[bytes, bytes], schema: int) -> dict[str, Any]:
+    """The entry's JSON payload, of the schema version this writer reads."""
+    try:
+        payload = json.loads(_text(fields, "p"))
+    except json.JSONDecodeError as error:
+        raise RecordError(f"payload is not JSON: {error}") from None
+    if not isinstance(payload, dict) or payload.get("schema") != schema:
+        raise RecordError(f"payload schema is not {schema}")
+    return payload
 
 
 def _int(value: object, name: str) -> int:
@@ -136,12 +148,7 @@ Record = DecisionRecord | ReversalRecord | ClearingEntry | ExpiryRecord
 
 
 def parse_expiry(fields: dict[bytes, bytes]) -> ExpiryRecord:
-    try:
-        payload = json.loads(_text(fields, "p"))
-    except json.JSONDecodeError as error:
-        raise RecordError(f"payload is not JSON: {error}") from None
-    if not isinstance(payload, dict) or payload.get("schema") != EXPIRY_RECORD_SCHEMA:
-        raise RecordError(f"expiry payload schema is not {EXPIRY_RECORD_SCHEMA}")
+    payload = _payload(fields, EXPIRY_RECORD_SCHEMA)
     try:
         record = ExpiryRecord(
             tenant_id=str(payload["tenant_id"]),
@@ -158,12 +165,7 @@ def parse_expiry(fields: dict[bytes, bytes]) -> ExpiryRecord:
 
 
 def parse_clearing(fields: dict[bytes, bytes]) -> ClearingEntry:
-    try:
-        payload = json.loads(_text(fields, "p"))
-    except json.JSONDecodeError as error:
-        raise RecordError(f"payload is not JSON: {error}") from None
-    if not isinstance(payload, dict) or payload.get("schema") != CLEARING_RECORD_SCHEMA:
-        raise RecordError(f"clearing payload schema is not {CLEARING_RECORD_SCHEMA}")
+    payload = _payload(fields, CLEARING_RECORD_SCHEMA)
     try:
         merchant = payload["merchant"]
         hold = _text(fields, "hold")
@@ -203,12 +205,7 @@ def parse_clearing(fields: dict[bytes, bytes]) -> ClearingEntry:
 
 
 def parse_reversal(fields: dict[bytes, bytes]) -> ReversalRecord:
-    try:
-        payload = json.loads(_text(fields, "p"))
-    except json.JSONDecodeError as error:
-        raise RecordError(f"payload is not JSON: {error}") from None
-    if not isinstance(payload, dict) or payload.get("schema") != REVERSAL_RECORD_SCHEMA:
-        raise RecordError(f"reversal payload schema is not {REVERSAL_RECORD_SCHEMA}")
+    payload = _payload(fields, REVERSAL_RECORD_SCHEMA)
     try:
         record = ReversalRecord(
             tenant_id=str(payload["tenant_id"]),
@@ -240,12 +237,7 @@ def parse_entry(fields: dict[bytes, bytes]) -> Record:
         return parse_expiry(fields)
     if kind not in (KIND_DECISION, KIND_VOID):
         raise RecordError(f"unknown entry kind {kind!r}")
-    try:
-        payload = json.loads(_text(fields, "p"))
-    except json.JSONDecodeError as error:
-        raise RecordError(f"payload is not JSON: {error}") from None
-    if not isinstance(payload, dict) or payload.get("schema") != DECISION_RECORD_SCHEMA:
-        raise RecordError(f"payload schema is not {DECISION_RECORD_SCHEMA}")
+    payload = _payload(fields, DECISION_RECORD_SCHEMA)
     try:
         merchant = payload["merchant"]
         record = DecisionRecord(
