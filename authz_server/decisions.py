@@ -27,7 +27,7 @@ from redis.exceptions import RedisError
 
 from authz_server.clock import Clock
 from authz_server.config import Settings
-from authz_server.errors import AlreadyExists
+from authz_server.errors import AlreadyExists, FailedPrecondition
 from authz_server.holds import hold_lifetime_s, holds_member
 from authz_server.policy import RESPONSE_CODES, CardPolicy, Plan, Purchase, plan_decision
 from authz_server.redis_state.batching import ScriptBatcher, ScriptCaller
@@ -251,6 +251,8 @@ class Decider:
         if log.isEnabledFor(logging.DEBUG):
             log.debug("decision script answered %s", result[:3], extra=decision_log_fields(tenant_id, req, attempt))
 
+        if tag == b"I":
+            raise FailedPrecondition(f"{result[1].decode()} ({req.incremental_of!r})")
         if tag == b"X":
             raise AlreadyExists(f"authorization_id {req.authorization_id!r} was used with a different request")
         if tag in (b"B", b"L"):
@@ -288,8 +290,13 @@ class Decider:
         self._fail_log_suppressed = 0
 
     def _extra_keys(self, shard: int, tenant_id: str, req: authorization_pb2.AuthorizeRequest) -> list[str]:
-        """KEYS[5] and KEYS[6] of authorize.lua: the card's review override and the shard's holds."""
-        return [self._keys.override(shard, tenant_id, req.card_id), self._keys.holds(shard)]
+        """KEYS[5] to KEYS[7] of authorize.lua: the card's review override, the shard's holds, and
+        the original authorization's record of an incremental one (an unused key otherwise)."""
+        return [
+            self._keys.override(shard, tenant_id, req.card_id),
+            self._keys.holds(shard),
+            self._keys.replay(tenant_id, req.incremental_of or "-"),
+        ]
 
     def _hold_args(self, tenant_id: str, req: authorization_pb2.AuthorizeRequest, now_ms: int) -> list[ScriptArg]:
         """The tail of authorize.lua's ARGV: the merchant an override must match, when the hold
@@ -299,6 +306,7 @@ class Decider:
         return [
             m.id, m.mcc, m.country, now_ms + lifetime_s * 1000,
             lifetime_s + self._settings.replay_retention_s, holds_member(tenant_id, req.authorization_id, req.card_id),
+            req.incremental_of, req.card_id,
         ]  # fmt: skip
 
     def _fail_closed(

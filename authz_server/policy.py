@@ -85,6 +85,7 @@ class Purchase:
     country: str
     channel: int  # types_pb2.Channel
     advice: bool = False  # approved by the network in stand-in: record and reserve, never decline
+    incremental: bool = False  # adds to an earlier approval's hold: amount, not another purchase
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +155,8 @@ def plan_decision(card: CardPolicy, purchase: Purchase) -> Plan:
         checks += [
             LimitCheck(bucket_of(lim), AMOUNT, lim.amount_minor, i) for i, lim in in_interval if lim.amount_minor
         ]
-        checks += [LimitCheck(bucket_of(lim), COUNT, lim.max_count, i) for i, lim in in_interval if lim.max_count]
+        if not purchase.incremental:  # an increment is no new purchase: count caps do not apply
+            checks += [LimitCheck(bucket_of(lim), COUNT, lim.max_count, i) for i, lim in in_interval if lim.max_count]
 
     # Every unscoped window is counted whether or not a limit exists (a limit added later
     # counts earlier approvals); MCC-scoped buckets only for purchases in their MCCs.

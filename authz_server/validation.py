@@ -127,7 +127,21 @@ def validate_authorize(req: authorization_pb2.AuthorizeRequest) -> Purchase:
     require_currency("currency", req.currency)
     merchant = validate_merchant(req)
     require_channel("channel", req.channel)
-    return Purchase(req.amount_minor, req.currency, merchant.mcc, merchant.country, req.channel, req.advice)
+    if req.incremental_of:
+        require_id("incremental_of", req.incremental_of)
+        if req.incremental_of == req.authorization_id:
+            raise InvalidArgument("incremental_of", "must name another authorization")
+        if req.advice:
+            raise InvalidArgument("incremental_of", "an advice cannot be incremental")
+    return Purchase(
+        req.amount_minor,
+        req.currency,
+        merchant.mcc,
+        merchant.country,
+        req.channel,
+        req.advice,
+        bool(req.incremental_of),
+    )
 
 
 def validate_reverse(req: authorization_pb2.ReverseRequest) -> None:

@@ -80,11 +80,17 @@ def _move(
 
 
 def posting_for_approval(
-    tenant_id: str, authorization_id: str, account_ref: str, amount_minor: int, currency: str
+    tenant_id: str,
+    authorization_id: str,
+    account_ref: str,
+    amount_minor: int,
+    currency: str,
+    holding_authorization_id: str = "",
 ) -> Transaction:
-    """approve X: debit customer_balance X, credit reserved_balance X (the hold)."""
-    return _move(tenant_id, KIND_HOLD, authorization_id, authorization_id, account_ref, amount_minor, currency,
-                 CUSTOMER, RESERVED)  # fmt: skip
+    """approve X: debit customer_balance X, credit reserved_balance X (the hold). An increment's
+    hold is posted under the authorization whose hold it joined (`holding_authorization_id`)."""
+    return _move(tenant_id, KIND_HOLD, authorization_id, holding_authorization_id or authorization_id, account_ref,
+                 amount_minor, currency, CUSTOMER, RESERVED)  # fmt: skip
 
 
 def posting_for_void(

@@ -58,6 +58,7 @@ class DecisionRecord:
     reserved_buckets: str
     fingerprint: bytes
     advice: bool = False  # the network approved it in stand-in (never declined, always reserved)
+    incremental_of: str = ""  # an increment: the original authorization whose hold it joined
     hold_expires_at: datetime | None = None  # approvals: when the sweeper releases what is left
     override_review_id: str = ""  # approved past the review threshold by this resolved review
 
@@ -270,6 +271,7 @@ def parse_entry(fields: dict[bytes, bytes]) -> Record:
             ),
             override_review_id=fields.get(b"ov", b"").decode(),
             advice=payload.get("advice") is True,
+            incremental_of=fields.get(b"inc", b"").decode(),
         )
     except (KeyError, TypeError) as error:
         raise RecordError(f"payload lacks {error}") from None

@@ -17,6 +17,7 @@ from authz_server.events import (
     AUTHORIZATION_APPROVED,
     AUTHORIZATION_DECLINED,
     AUTHORIZATION_EXPIRED,
+    AUTHORIZATION_INCREMENTED,
     AUTHORIZATION_REQUESTED,
     AUTHORIZATION_REVERSED,
     AUTHORIZATION_REVIEW,
@@ -118,7 +119,7 @@ async def _insert_authorizations(
 ) -> int:
     if not records:
         return 0
-    columns: list[list[object]] = [[] for _ in range(24)]
+    columns: list[list[object]] = [[] for _ in range(25)]
     for r in records:
         voided = r.kind == KIND_VOID
         decision, reason = (t.DECLINE, t.SYSTEM_UNAVAILABLE) if voided else (r.decision, r.reason)
@@ -126,9 +127,12 @@ async def _insert_authorizations(
         row = (
             r.tenant_id, r.authorization_id, r.card_id, accounts.get((r.tenant_id, r.card_id)), r.amount_minor,
             r.currency, _merchant_json(r), r.channel, decision, reason, RESPONSE_CODES[reason], r.policy_version,
-            r.exceeded_limit, json.dumps(trace), STATUS_OF_DECISION[decision], r.reserved_buckets, r.fingerprint,
-            r.attempt, r.actor_key_id, r.shard, r.amount_minor if decision == t.APPROVE else 0,
-            r.hold_expires_at if decision == t.APPROVE else None, r.override_review_id or None, r.advice,
+            r.exceeded_limit, json.dumps(trace),
+            "INCREMENTED" if r.incremental_of and decision == t.APPROVE else STATUS_OF_DECISION[decision],
+            r.reserved_buckets, r.fingerprint,
+            r.attempt, r.actor_key_id, r.shard, r.amount_minor if decision == t.APPROVE and not r.incremental_of else 0,
+            r.hold_expires_at if decision == t.APPROVE and not r.incremental_of else None,
+            r.override_review_id or None, r.advice, r.incremental_of or None,
         )  # fmt: skip
         for column, value in zip(columns, row, strict=True):
             column.append(value)
@@ -138,14 +142,14 @@ async def _insert_authorizations(
         """INSERT INTO authorizations (tenant_id, authorization_id, card_id, account_ref, amount_minor, currency,
                merchant, channel, decision, reason, response_code, policy_version, exceeded_limit, rules, status,
                reserved_buckets, fingerprint, attempt, actor_key_id, shard, remaining_hold_minor, hold_expires_at,
-               override_review_id, advice, decided_at, voided_at)
-           SELECT a, b, c, d, e, f, g::jsonb, h, i, j, k, l, m, n::jsonb, o, p, q, r, s, u, y, z, zz, ad, v, w
+               override_review_id, advice, incremental_of, decided_at, voided_at)
+           SELECT a, b, c, d, e, f, g::jsonb, h, i, j, k, l, m, n::jsonb, o, p, q, r, s, u, y, z, zz, ad, inc, v, w
            FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::text[],
                        $8::smallint[], $9::smallint[], $10::smallint[], $11::text[], $12::bigint[], $13::text[],
                        $14::text[], $15::text[], $16::text[], $17::bytea[], $18::text[], $19::text[],
                        $20::integer[], $21::bigint[], $22::timestamptz[], $23::text[], $24::boolean[],
-                       $25::timestamptz[], $26::timestamptz[])
-                AS x(a, b, c, d, e, f, g, h, i, j, k, l, m, n, o, p, q, r, s, u, y, z, zz, ad, v, w)
+                       $25::text[], $26::timestamptz[], $27::timestamptz[])
+                AS x(a, b, c, d, e, f, g, h, i, j, k, l, m, n, o, p, q, r, s, u, y, z, zz, ad, inc, v, w)
            ON CONFLICT (tenant_id, authorization_id) DO NOTHING
            RETURNING authorization_id""",
         *columns,
@@ -263,7 +267,9 @@ async def write_batch(conn: asyncpg.Connection, records: Sequence[Record]) -> Ba
             account_ref = accounts.get((r.tenant_id, r.card_id))
             assert account_ref is not None, f"approval {r.authorization_id} of unknown card {r.card_id}"
             transactions.append(
-                posting_for_approval(r.tenant_id, r.authorization_id, account_ref, r.amount_minor, r.currency)
+                posting_for_approval(
+                    r.tenant_id, r.authorization_id, account_ref, r.amount_minor, r.currency, r.incremental_of
+                )
             )
         payload = _event_payload(r, r.decision, r.reason)
         events.append((r.tenant_id, AUTHORIZATION_REQUESTED, r.authorization_id, "decision", payload, r.decided_at))
@@ -279,7 +285,22 @@ async def write_batch(conn: asyncpg.Connection, records: Sequence[Record]) -> Ba
                 r.decided_at,
             )
         )
-    result.postings = await _insert_transactions(conn, transactions)
+    fresh_holds: set[tuple[str, str]] = set()
+    result.postings = await _insert_transactions(conn, transactions, fresh_holds)
+    for r in decisions:
+        if r.incremental_of and r.decision == t.APPROVE and (r.tenant_id, f"hold:{r.authorization_id}") in fresh_holds:
+            await conn.execute(
+                """UPDATE authorizations SET incremented_minor = incremented_minor + $3::bigint,
+                          remaining_hold_minor = remaining_hold_minor + $3::bigint
+                   WHERE tenant_id = $1 AND authorization_id = $2""",
+                r.tenant_id,
+                r.incremental_of,
+                r.amount_minor,
+            )
+            payload = {**_event_payload(r, r.decision, r.reason), "incremental_of": r.incremental_of}
+            events.append(
+                (r.tenant_id, AUTHORIZATION_INCREMENTED, r.incremental_of, r.authorization_id, payload, r.decided_at)
+            )
 
     release: list[Transaction] = []
     for r in voids:

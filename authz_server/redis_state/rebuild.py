@@ -76,8 +76,9 @@ async def _rebuild_counters(pool: asyncpg.Pool, redis: aioredis.Redis, keyspace:
     rows = await pool.fetch(
         """SELECT tenant_id, card_id, shard, split_part(bucket, '=', 1) AS bucket, split_part(bucket, '=', 2) AS period,
                   sum(counted)::bigint AS amount, count(*) FILTER (WHERE counted > 0) AS approvals
-           FROM (SELECT *, CASE WHEN status = 'CLEARED' THEN cleared_minor
-                                ELSE amount_minor - reversed_minor - expired_minor END AS counted
+           FROM (SELECT *, CASE WHEN incremental_of IS NOT NULL THEN 0
+                                WHEN status = 'CLEARED' THEN cleared_minor
+                                ELSE amount_minor + incremented_minor - reversed_minor - expired_minor END AS counted
                  FROM authorizations
                  WHERE decision = $1 AND voided_at IS NULL AND reserved_buckets <> '') AS a,
                 unnest(string_to_array(reserved_buckets, ';')) AS bucket
@@ -109,8 +110,10 @@ def remaining_hold_field(row: asyncpg.Record) -> dict[str, str]:
     `cl` once a clearing matched the hold."""
     if row["voided_at"] is not None:
         return {"h": "0"}
+    if row["incremental_of"] is not None and row["decision"] == t.APPROVE:
+        return {"h": "0", "inc": row["incremental_of"]}  # its hold lives on the original
     fields = {}
-    released = row["reversed_minor"] + row["cleared_minor"] + row["expired_minor"]
+    released = row["reversed_minor"] + row["cleared_minor"] + row["expired_minor"] + row["incremented_minor"]
     if row["decision"] == t.APPROVE and released > 0:
         fields["h"] = str(row["remaining_hold_minor"])
     if row["decision"] == t.APPROVE and row["cleared_minor"] > 0:
@@ -118,7 +121,7 @@ def remaining_hold_field(row: asyncpg.Record) -> dict[str, str]:
         if row["status"] == "CLEARED":
             counted = row["cleared_minor"]
         else:
-            counted = row["amount_minor"] - row["reversed_minor"] - row["expired_minor"]
+            counted = row["amount_minor"] + row["incremented_minor"] - row["reversed_minor"] - row["expired_minor"]
         fields["u"] = str(counted)
         fields["cl"] = str(row["cleared_minor"])
     return fields

@@ -89,6 +89,7 @@ def posted_authorization(row: AuthorizationRow) -> authorization_pb2.Authorizati
         actor_key_id=row.actor_key_id,
         account_ref=row.account_ref or "",
         remaining_hold_minor=row.remaining_hold_minor,
+        incremental_of=row.incremental_of,
     )
     exceeded = spend_limit_from_label(row.exceeded_limit)
     if exceeded is not None:

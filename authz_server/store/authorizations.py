@@ -56,6 +56,7 @@ class AuthorizationRow:
     recorded_at: datetime
     entries: tuple[EntryRow, ...]
     remaining_hold_minor: int
+    incremental_of: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +97,7 @@ async def find_authorization(pool: asyncpg.Pool, tenant_id: str, authorization_i
         row = await conn.fetchrow(
             """SELECT tenant_id, authorization_id, card_id, account_ref, amount_minor, currency, merchant, channel,
                       decision, reason, response_code, policy_version, exceeded_limit, rules, status, actor_key_id,
-                      decided_at, recorded_at, remaining_hold_minor
+                      decided_at, recorded_at, remaining_hold_minor, incremental_of
                FROM authorizations WHERE tenant_id = $1 AND authorization_id = $2""",
             tenant_id,
             authorization_id,
@@ -137,6 +138,7 @@ async def find_authorization(pool: asyncpg.Pool, tenant_id: str, authorization_i
         recorded_at=row["recorded_at"],
         entries=tuple(_entry(e) for e in entries),
         remaining_hold_minor=row["remaining_hold_minor"],
+        incremental_of=row["incremental_of"] or "",
     )
 
 

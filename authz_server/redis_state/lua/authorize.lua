@@ -11,6 +11,7 @@
 -- KEYS[3] replay record hash        KEYS[4] the card shard's decision stream
 -- KEYS[5] the card's one-time review override (ReviewService; usually absent)
 -- KEYS[6] the shard's live holds, scored by expiry (the expiry sweeper reads it)
+-- KEYS[7] for an incremental authorization: the original's record (otherwise unused)
 -- The replay record (f fingerprint, d decision, r reason, v policy_version, t decided_at_ms,
 -- x exceeded-limit label, n attempt, a amount reserved, b buckets reserved, p payload) and the
 -- stream entry (k "decision", p, d, r, v, t, x, n, b, f) carry the same facts.
@@ -30,7 +31,8 @@
 -- ARGV[14] B, the number of counter buckets; then B pairs: bucket name, current period id
 -- then C, the number of limit checks; then C quads: bucket index (1-based), kind "a"|"c", cap, label
 -- then: merchant id, mcc, country (matched against an override), the hold's expiry (ms), the
--- replay record's lifetime for an approval (s; it must outlive the hold), the holds member
+-- replay record's lifetime for an approval (s; it must outlive the hold), the holds member,
+-- the original authorization id of an incremental one ("" otherwise), the card id
 --
 -- Returns one of
 --   {"D", decision, reason, policy_version, decided_at_ms, exceeded_label}   decided now
@@ -131,6 +133,22 @@ local check_count = tonumber(ARGV[at])
 local tail = at + 1 + 4 * check_count
 local merchant_id, mcc, country = ARGV[tail], ARGV[tail + 1], ARGV[tail + 2]
 local expires_at, approval_lifetime, holds_member = ARGV[tail + 3], tonumber(ARGV[tail + 4]), ARGV[tail + 5]
+local incremental_of, card_id = ARGV[tail + 6], ARGV[tail + 7]
+local original = nil
+if incremental_of ~= "" then
+  -- The original must be an approval of this card that still holds something (checked before
+  -- any write; its payload names its card in the canonical JSON the server writes).
+  original = redis.call("HMGET", KEYS[7], "d", "a", "h", "u", "p")
+  if not original[1] then
+    return {"I", "incremental_of: no such authorization"}
+  end
+  if original[1] ~= APPROVE or not string.find(original[5], '"card_id":"' .. card_id .. '"', 1, true) then
+    return {"I", "incremental_of: not an approval of this card"}
+  end
+  if tonumber(original[3] or original[2]) <= 0 then
+    return {"I", "incremental_of: the original holds nothing any more"}
+  end
+end
 for c = 0, check_count - 1 do
   local base = at + 1 + 4 * c
   local b, kind, cap, label = tonumber(ARGV[base]), ARGV[base + 1], tonumber(ARGV[base + 2]), ARGV[base + 3]
@@ -172,19 +190,33 @@ for i = 1, bucket_count do
 end
 local reserved_text = table.concat(reserved, ";")
 redis.call("XADD", KEYS[4], "*", "k", "decision", "p", ARGV[12], "d", APPROVE, "r", APPROVED, "v", version,
-  "t", decided_at, "x", "", "n", attempt, "b", reserved_text, "f", fingerprint, "e", expires_at, "ov", overridden)
+  "t", decided_at, "x", "", "n", attempt, "b", reserved_text, "f", fingerprint, "e", expires_at, "ov", overridden,
+  "inc", incremental_of)
 if overridden ~= "" then
   -- Marked, not deleted: a retried ResolveReview must not arm it again (services/reviews.py).
   redis.call("HSET", KEYS[5], "used", attempt)
 end
-redis.call("ZADD", KEYS[6], expires_at, holds_member)
+-- An increment counts as amount on the purchase already counted, not as another approval.
+local approvals = original and 0 or 1
+if original then
+  local held = tonumber(original[3] or original[2])
+  redis.call("HSET", KEYS[7], "h", string.format("%d", held + amount))
+  if original[4] then
+    redis.call("HSET", KEYS[7], "u", string.format("%d", tonumber(original[4]) + amount))
+  end
+else
+  redis.call("ZADD", KEYS[6], expires_at, holds_member)
+end
 for i = 1, bucket_count do
   if used_count[i] == 0 and used_amount[i] == 0 then
-    redis.call("HSET", KEYS[2], names[i] .. "|p", periods[i], names[i] .. "|a", ARGV[8], names[i] .. "|c", "1")
+    redis.call("HSET", KEYS[2], names[i] .. "|p", periods[i], names[i] .. "|a", ARGV[8], names[i] .. "|c", approvals)
   else
     redis.call("HINCRBY", KEYS[2], names[i] .. "|a", ARGV[8])
-    redis.call("HINCRBY", KEYS[2], names[i] .. "|c", 1)
+    redis.call("HINCRBY", KEYS[2], names[i] .. "|c", approvals)
   end
 end
 record(APPROVE, APPROVED, version, "", ARGV[8], reserved_text, approval_lifetime)
+if original then
+  redis.call("HSET", KEYS[3], "h", "0", "inc", incremental_of)  -- its hold lives on the original
+end
 return {"D", APPROVE, APPROVED, version, decided_at, ""}

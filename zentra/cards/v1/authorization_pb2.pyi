@@ -12,7 +12,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class AuthorizeRequest(_message.Message):
-    __slots__ = ("authorization_id", "card_id", "amount_minor", "currency", "merchant", "channel", "advice")
+    __slots__ = ("authorization_id", "card_id", "amount_minor", "currency", "merchant", "channel", "advice", "incremental_of")
     AUTHORIZATION_ID_FIELD_NUMBER: _ClassVar[int]
     CARD_ID_FIELD_NUMBER: _ClassVar[int]
     AMOUNT_MINOR_FIELD_NUMBER: _ClassVar[int]
@@ -20,6 +20,7 @@ class AuthorizeRequest(_message.Message):
     MERCHANT_FIELD_NUMBER: _ClassVar[int]
     CHANNEL_FIELD_NUMBER: _ClassVar[int]
     ADVICE_FIELD_NUMBER: _ClassVar[int]
+    INCREMENTAL_OF_FIELD_NUMBER: _ClassVar[int]
     authorization_id: str
     card_id: str
     amount_minor: int
@@ -27,7 +28,8 @@ class AuthorizeRequest(_message.Message):
     merchant: _types_pb2.Merchant
     channel: _types_pb2.Channel
     advice: bool
-    def __init__(self, authorization_id: _Optional[str] = ..., card_id: _Optional[str] = ..., amount_minor: _Optional[int] = ..., currency: _Optional[str] = ..., merchant: _Optional[_Union[_types_pb2.Merchant, _Mapping]] = ..., channel: _Optional[_Union[_types_pb2.Channel, str]] = ..., advice: _Optional[bool] = ...) -> None: ...
+    incremental_of: str
+    def __init__(self, authorization_id: _Optional[str] = ..., card_id: _Optional[str] = ..., amount_minor: _Optional[int] = ..., currency: _Optional[str] = ..., merchant: _Optional[_Union[_types_pb2.Merchant, _Mapping]] = ..., channel: _Optional[_Union[_types_pb2.Channel, str]] = ..., advice: _Optional[bool] = ..., incremental_of: _Optional[str] = ...) -> None: ...
 
 class AuthorizeResponse(_message.Message):
     __slots__ = ("authorization_id", "decision", "reason", "response_code", "replayed", "policy_version", "decided_at", "exceeded_limit")
@@ -90,7 +92,7 @@ class RuleResult(_message.Message):
     def __init__(self, rule: _Optional[str] = ..., passed: _Optional[bool] = ..., detail: _Optional[str] = ...) -> None: ...
 
 class Authorization(_message.Message):
-    __slots__ = ("authorization_id", "card_id", "tenant_id", "amount_minor", "currency", "merchant", "channel", "decision", "reason", "response_code", "policy_version", "decided_at", "rules", "ledger_entries", "posted", "status", "exceeded_limit", "recorded_at", "actor_key_id", "account_ref", "remaining_hold_minor")
+    __slots__ = ("authorization_id", "card_id", "tenant_id", "amount_minor", "currency", "merchant", "channel", "decision", "reason", "response_code", "policy_version", "decided_at", "rules", "ledger_entries", "posted", "status", "exceeded_limit", "recorded_at", "actor_key_id", "account_ref", "remaining_hold_minor", "incremental_of")
     AUTHORIZATION_ID_FIELD_NUMBER: _ClassVar[int]
     CARD_ID_FIELD_NUMBER: _ClassVar[int]
     TENANT_ID_FIELD_NUMBER: _ClassVar[int]
@@ -112,6 +114,7 @@ class Authorization(_message.Message):
     ACTOR_KEY_ID_FIELD_NUMBER: _ClassVar[int]
     ACCOUNT_REF_FIELD_NUMBER: _ClassVar[int]
     REMAINING_HOLD_MINOR_FIELD_NUMBER: _ClassVar[int]
+    INCREMENTAL_OF_FIELD_NUMBER: _ClassVar[int]
     authorization_id: str
     card_id: str
     tenant_id: str
@@ -133,4 +136,5 @@ class Authorization(_message.Message):
     actor_key_id: str
     account_ref: str
     remaining_hold_minor: int
-    def __init__(self, authorization_id: _Optional[str] = ..., card_id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., amount_minor: _Optional[int] = ..., currency: _Optional[str] = ..., merchant: _Optional[_Union[_types_pb2.Merchant, _Mapping]] = ..., channel: _Optional[_Union[_types_pb2.Channel, str]] = ..., decision: _Optional[_Union[_types_pb2.Decision, str]] = ..., reason: _Optional[_Union[_types_pb2.Reason, str]] = ..., response_code: _Optional[str] = ..., policy_version: _Optional[int] = ..., decided_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., rules: _Optional[_Iterable[_Union[RuleResult, _Mapping]]] = ..., ledger_entries: _Optional[_Iterable[_Union[_ledger_pb2.LedgerEntry, _Mapping]]] = ..., posted: _Optional[bool] = ..., status: _Optional[str] = ..., exceeded_limit: _Optional[_Union[_types_pb2.SpendLimit, _Mapping]] = ..., recorded_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., actor_key_id: _Optional[str] = ..., account_ref: _Optional[str] = ..., remaining_hold_minor: _Optional[int] = ...) -> None: ...
+    incremental_of: str
+    def __init__(self, authorization_id: _Optional[str] = ..., card_id: _Optional[str] = ..., tenant_id: _Optional[str] = ..., amount_minor: _Optional[int] = ..., currency: _Optional[str] = ..., merchant: _Optional[_Union[_types_pb2.Merchant, _Mapping]] = ..., channel: _Optional[_Union[_types_pb2.Channel, str]] = ..., decision: _Optional[_Union[_types_pb2.Decision, str]] = ..., reason: _Optional[_Union[_types_pb2.Reason, str]] = ..., response_code: _Optional[str] = ..., policy_version: _Optional[int] = ..., decided_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., rules: _Optional[_Iterable[_Union[RuleResult, _Mapping]]] = ..., ledger_entries: _Optional[_Iterable[_Union[_ledger_pb2.LedgerEntry, _Mapping]]] = ..., posted: _Optional[bool] = ..., status: _Optional[str] = ..., exceeded_limit: _Optional[_Union[_types_pb2.SpendLimit, _Mapping]] = ..., recorded_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., actor_key_id: _Optional[str] = ..., account_ref: _Optional[str] = ..., remaining_hold_minor: _Optional[int] = ..., incremental_of: _Optional[str] = ...) -> None: ...
