@@ -1,4 +1,4 @@
-"""A randomized mix of authorize, advice, reverse, clear (partial, final, over and under),
+"""A randomized mix of authorize, advice, incremental, reverse, clear (partial, final, over and under),
 refund, force post and expiry on one card, every operation sometimes repeated with the same
 id, checked after each step against a small reference model of the hold and window counters,
 and at the end against the ledger invariants of DESIGN §5."""
@@ -63,6 +63,20 @@ class Lifecycle(RuleBasedStateMachine):
         response = self.api.authz.Authorize(request, metadata=bearer(self.tenant.processor))
         assert response.decision == t.APPROVE, response
         self.holds[request.authorization_id] = Hold(amount, amount, amount)
+        self.done.append(("authorize", request))
+
+    @precondition(lambda self: any(h.held for h in self.holds.values()))
+    @rule(data=st.data(), amount=st.integers(1, 2000))
+    def increment(self, data: st.DataObject, amount: int) -> None:
+        authorization_id = data.draw(st.sampled_from([a for a, h in self.holds.items() if h.held]))
+        request = self.api.authorize_request(self.card.card_id, amount)
+        request.incremental_of = authorization_id
+        response = self.api.authz.Authorize(request, metadata=bearer(self.tenant.processor))
+        assert response.decision == t.APPROVE, response
+        hold = self.holds[authorization_id]
+        hold.amount += amount
+        hold.held += amount
+        hold.counted += amount
         self.done.append(("authorize", request))
 
     @precondition(lambda self: any(h.held for h in self.holds.values()))
