@@ -30,8 +30,8 @@ from authz_server.config import Settings
 from authz_server.errors import AlreadyExists, FailedPrecondition
 from authz_server.holds import hold_lifetime_s, holds_member
 from authz_server.policy import RESPONSE_CODES, CardPolicy, Plan, Purchase, plan_decision
-from authz_server.redis_state.batching import ScriptBatcher, ScriptCaller
 from authz_server.redis_state.keys import Keyspace
+from authz_server.redis_state.lane import ScriptCaller, ScriptLane
 from authz_server.redis_state.projection import policy_from_projection
 from authz_server.redis_state.scripts import Scripts
 from authz_server.windows import period_ids
@@ -49,6 +49,8 @@ DEADLINE_MARGIN_S = 0.002  # answer this long before the caller's deadline, to b
 
 
 ScriptArg = bytes | str | int
+# json.dumps with options builds an encoder per call; the decision record is made on every call.
+_PAYLOAD_ENCODER = json.JSONEncoder(separators=(",", ":"))
 
 
 class PolicyChurn(Exception):
@@ -133,7 +135,7 @@ class Decider:
         clock: Clock,
         authorize_caller: ScriptCaller | None = None,
     ) -> None:
-        """`authorize_caller` runs authorize.lua (default: pipelined, ScriptBatcher); the
+        """`authorize_caller` runs authorize.lua (default: the pipelined ScriptLane); the
         benchmark's Redis-only phase passes one that records what the Decider would send."""
         self._settings = settings
         self._redis = redis
@@ -141,7 +143,10 @@ class Decider:
         self._keys = keyspace
         self._clock = clock
         self._policies = CardPolicyCache(settings.card_cache_max)
-        self._authorize: ScriptCaller = authorize_caller or ScriptBatcher(redis, scripts.authorize)
+        self._lane: ScriptLane | None = None
+        if authorize_caller is None:
+            authorize_caller = self._lane = ScriptLane(redis, scripts.authorize)
+        self._authorize: ScriptCaller = authorize_caller
         self._budget_s = settings.decision_budget_ms / 1000
         self._attempt_prefix = f"{os.getpid():x}.{secrets.token_hex(4)}."
         self._attempt_ids = itertools.count()
@@ -154,6 +159,11 @@ class Decider:
         self.ready = False
         self._fail_log_next_s = 0.0
         self._fail_log_suppressed = 0
+
+    async def aclose(self) -> None:
+        """Closes the decision connection (after the drain: calls still waiting fail closed)."""
+        if self._lane is not None:
+            await self._lane.aclose()
 
     async def decide(
         self,
@@ -404,7 +414,7 @@ def decision_payload(
     serialized canonically: the rebuild reproduces it byte for byte from Postgres."""
     merchant_id, name, mcc, country, city = merchant
     extra: dict[str, object] = {"advice": True} if advice else {}
-    return json.dumps(
+    return _PAYLOAD_ENCODER.encode(
         {
             "schema": DECISION_RECORD_SCHEMA,
             "tenant_id": tenant_id,
@@ -417,8 +427,7 @@ def decision_payload(
             "actor_key_id": actor_key_id,
             "shard": shard,
             **extra,
-        },
-        separators=(",", ":"),
+        }
     )
 
 

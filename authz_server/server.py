@@ -264,6 +264,7 @@ class AuthzServer:
                 await task
         if self.decider.tombstones:
             await self.decider.flush_tombstones()
+        await self.decider.aclose()
         await self.redis.aclose()
         await self.pool.close()
         self._stopped.set()

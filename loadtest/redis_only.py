@@ -2,8 +2,9 @@
 
 `python -m loadtest.redis_only --workload W --redis-url URL --concurrency C --duration-s D`
 sends EVALSHA authorize.lua with the KEYS and ARGV the server would send for the workload's
-purchases, through the same redis-py client and pool the server builds, C calls in flight, for
-D seconds, and prints the phase result as JSON (the shape `loadtest.loadgen` prints).
+purchases, through the server's own decision lane (authz_server/redis_state/lane.py: one
+pipelined connection, hiredis), C calls in flight, for D seconds, and prints the phase result as
+JSON (the shape `loadtest.loadgen` prints).
 
 Why: this is the ceiling of the Redis step as the server sees it, one EVALSHA per decision from
 a Python asyncio process. The benchmark runs as many of these processes as the server has
@@ -39,6 +40,7 @@ from authz_server.clock import SystemClock
 from authz_server.config import Settings
 from authz_server.decisions import Decider, ScriptArg, script_args
 from authz_server.redis_state.keys import Keyspace
+from authz_server.redis_state.lane import ScriptLane
 from authz_server.redis_state.scripts import Scripts
 from authz_server.server import redis_client
 from authz_server.validation import validate_authorize
@@ -94,7 +96,7 @@ class RecordingScripts:
         self.sent: tuple[list[str], list[ScriptArg]] | None = None
 
     async def call(self, keys: Sequence[str], args: Sequence[ScriptArg]) -> list[bytes]:
-        """What the Decider's authorize caller gets (authz_server/redis_state/batching.py)."""
+        """What the Decider's authorize caller gets (authz_server/redis_state/lane.py)."""
         self.sent = (list(keys), list(args))
         projection = self.projections.get(keys[0])
         if int(args[1]) == 0 and projection is not None:
@@ -210,7 +212,7 @@ def count(tally: Tally, result: list[Any]) -> None:
 
 
 async def closed_loop(
-    scripts: Scripts, calls: Calls, concurrency: int, duration_s: float
+    lane: ScriptLane, calls: Calls, concurrency: int, duration_s: float
 ) -> tuple[float, LatencyHistogram, Tally]:
     latency = LatencyHistogram()
     tally = Tally()
@@ -222,7 +224,7 @@ async def closed_loop(
         while (sent := time.perf_counter()) < stop_at:
             keys, args = calls.call(next(indexes))
             try:
-                result = await scripts.authorize(keys=keys, args=args)
+                result: Any = await lane.call(keys, args)
             except Exception as error:  # any failure is counted, and the phase goes on
                 tally.errors[type(error).__name__] += 1
             else:
@@ -248,14 +250,16 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         scripts = Scripts.register(client)
         await scripts.load_all(client)
         prepared = await prepare(client, workload, settings)
+        lane = ScriptLane(client, scripts.authorize)  # the server's own way of calling the script
         if args.warmup_s > 0:
-            await closed_loop(scripts, Calls(prepared, f"{args.id_tag}w"), args.concurrency, args.warmup_s)
+            await closed_loop(lane, Calls(prepared, f"{args.id_tag}w"), args.concurrency, args.warmup_s)
         if args.start_at:
             await asyncio.sleep(max(0.0, args.start_at - time.time()))
         cpu_before = cpu_seconds()
         calls = Calls(prepared, f"{args.id_tag}c")
-        seconds, latency, tally = await closed_loop(scripts, calls, args.concurrency, args.duration_s)
+        seconds, latency, tally = await closed_loop(lane, calls, args.concurrency, args.duration_s)
         result = phase_result("closed", None, seconds, latency, tally, cpu_seconds() - cpu_before)
+        await lane.aclose()
     finally:
         await client.aclose()
     return {"mode": "closed", "concurrency": args.concurrency, "phases": [result]}
