@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import pytest
 
 from tests.support.api import Api, TenantKeys, bearer
+from tests.support.stack import ThreadedServer
 from zentra.cards.v1 import card_pb2
 from zentra.cards.v1 import types_pb2 as t
 
@@ -113,3 +114,22 @@ def test_mcc_scoped_limit_counts_from_when_it_is_set(api: Api, tenant: TenantKey
     assert again.policy_version == 2, "identical controls do not bump the version"
     assert reason(api.authorize(tenant.processor, card.card_id, 1500, mcc="5812")) == "SPEND_LIMIT_EXCEEDED"
     assert reason(api.authorize(tenant.processor, card.card_id, 1000, mcc="5812")) == "APPROVED"
+
+
+def test_counters_stay_exact_past_two_to_the_53(api: Api, tenant: TenantKeys, server: ThreadedServer) -> None:
+    """Counters below 2^53 are written from the script's arithmetic; a bucket at or past 2^53
+    (where a Lua number loses integers) is changed by Redis's own int64 HINCRBY instead."""
+    card = api.issue_card(tenant, t.SpendControls())
+    keys = server.server.keyspace
+    usage_key = keys.usage(keys.shard_of(card.card_id), tenant.tenant_id, card.card_id)
+    assert reason(api.authorize(tenant.processor, card.card_id, 7)) == "APPROVED"
+    near = 2**53 - 3
+    server.call(server.server.redis.hset(usage_key, mapping={"L|a": str(near), "L|c": "1"}))
+    assert reason(api.authorize(tenant.processor, card.card_id, 1001)) == "APPROVED"
+    usage = server.call(server.server.redis.hgetall(usage_key))
+    assert usage[b"L|a"] == str(near + 1001).encode(), "exact past 2^53"
+    assert usage[b"L|c"] == b"2"
+    assert usage[b"D|a"] == b"1008" and usage[b"D|c"] == b"2", "the other buckets as before"
+    assert reason(api.authorize(tenant.processor, card.card_id, 13)) == "APPROVED"
+    usage = server.call(server.server.redis.hgetall(usage_key))
+    assert usage[b"L|a"] == str(near + 1014).encode() and usage[b"L|c"] == b"3"

@@ -43,6 +43,7 @@
 --   {"L"}  started too late: a fail-closed decline was recorded and appended
 
 local APPROVE, DECLINE, REVIEW = "1", "2", "3"
+local EXACT_MAX = 9007199254740992  -- 2^53: below it a Lua number holds every integer exactly
 local APPROVED, CARD_NOT_FOUND, SPEND_LIMIT_EXCEEDED, COUNT_LIMIT_EXCEEDED, REVIEW_REQUIRED, SYSTEM_UNAVAILABLE =
   "1", "2", "9", "10", "11", "12"
 
@@ -180,10 +181,10 @@ if ARGV[7] == "1" then
   end
 end
 
--- Approve: reserve the amount and one approval in every bucket, then record. Counters are
--- changed with HINCRBY (exact int64 arithmetic in Redis): a Lua number would be written back
--- with 14 significant digits. Comparisons above are exact while a window's usage stays below
--- 2^53 minor units (docs/decisions.md).
+-- Approve: reserve the amount and one approval in every bucket, then record. Every bucket's
+-- new counters go in one HSET, written with %d: exact while a window's usage stays below 2^53
+-- minor units, the same bound as the comparisons above (docs/decisions.md). A bucket at or past
+-- that bound is changed with HINCRBY instead (exact int64 arithmetic in Redis).
 local reserved = {}
 for i = 1, bucket_count do
   reserved[#reserved + 1] = names[i] .. "=" .. periods[i]
@@ -207,13 +208,23 @@ if original then
 else
   redis.call("ZADD", KEYS[6], expires_at, holds_member)
 end
+local counters = {}
 for i = 1, bucket_count do
-  if used_count[i] == 0 and used_amount[i] == 0 then
-    redis.call("HSET", KEYS[2], names[i] .. "|p", periods[i], names[i] .. "|a", ARGV[8], names[i] .. "|c", approvals)
+  local new_amount = used_amount[i] + amount
+  if new_amount < EXACT_MAX then
+    counters[#counters + 1] = names[i] .. "|p"
+    counters[#counters + 1] = periods[i]
+    counters[#counters + 1] = names[i] .. "|a"
+    counters[#counters + 1] = string.format("%d", new_amount)
+    counters[#counters + 1] = names[i] .. "|c"
+    counters[#counters + 1] = string.format("%d", used_count[i] + approvals)
   else
     redis.call("HINCRBY", KEYS[2], names[i] .. "|a", ARGV[8])
     redis.call("HINCRBY", KEYS[2], names[i] .. "|c", approvals)
   end
+end
+if #counters > 0 then
+  redis.call("HSET", KEYS[2], unpack(counters))
 end
 record(APPROVE, APPROVED, version, "", ARGV[8], reserved_text, approval_lifetime)
 if original then
