@@ -29,12 +29,12 @@ from authz_server.clock import Clock
 from authz_server.config import Settings
 from authz_server.errors import AlreadyExists, FailedPrecondition
 from authz_server.holds import hold_lifetime_s, holds_member
-from authz_server.policy import RESPONSE_CODES, CardPolicy, Plan, Purchase, plan_decision
+from authz_server.policy import RESPONSE_CODES, CardPolicy, LimitPlan, Plan, Purchase, plan_decision
 from authz_server.redis_state.keys import Keyspace
 from authz_server.redis_state.lane import ScriptCaller, ScriptLane
 from authz_server.redis_state.projection import policy_from_projection
 from authz_server.redis_state.scripts import Scripts
-from authz_server.windows import period_ids
+from authz_server.windows import MS_PER_DAY, period_ids
 from zentra.cards.v1 import authorization_pb2
 from zentra.cards.v1 import types_pb2 as t
 
@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 
 DECISION_RECORD_SCHEMA = 1  # version of the decision record payload in the streams
 PLAN_ATTEMPTS_MAX = 3  # round trips one call may make when the card changes under it
+LIMIT_ARGS_MEMO_MAX = 100_000  # memoized limit ARGV parts per process (cleared when full)
 TOMBSTONES_PENDING_MAX = 100_000  # fail-closed answers waiting for Redis, per process
 FAIL_CLOSED_LOG_INTERVAL_S = 1.0  # at most one "failed closed" log line per interval
 TOMBSTONE_PIPELINE_COUNT_MAX = 200  # fail-closed answers stored per Redis round trip
@@ -143,6 +144,7 @@ class Decider:
         self._keys = keyspace
         self._clock = clock
         self._policies = CardPolicyCache(settings.card_cache_max)
+        self._limit_args: dict[tuple[LimitPlan, int], list[ScriptArg]] = {}
         self._lane: ScriptLane | None = None
         if authorize_caller is None:
             authorize_caller = self._lane = ScriptLane(redis, scripts.authorize)
@@ -215,7 +217,9 @@ class Decider:
                 policy = self._policies.get(tenant_id, req.card_id)
                 for _ in range(PLAN_ATTEMPTS_MAX):
                     plan = plan_decision(policy, purchase) if policy is not None else None
-                    args = _script_args(fingerprint, policy, plan, purchase, now_ms, self._settings, payload, attempt)
+                    args = _script_args(
+                        fingerprint, policy, plan, purchase, now_ms, self._settings, payload, attempt, self._limit_args
+                    )
                     args += self._hold_args(tenant_id, req, now_ms)
                     result: Any = await self._authorize.call([*keys, *self._extra_keys(shard, tenant_id, req)], args)
                     tag = result[0]
@@ -440,14 +444,15 @@ def _script_args(
     settings: Settings,
     payload: str,
     attempt: str,
+    memo: dict[tuple[LimitPlan, int], list[ScriptArg]] | None = None,
 ) -> list[ScriptArg]:
     """ARGV of authorize.lua (see its header). Without a policy the script can only find the
-    card missing or hand back its projection."""
+    card missing or hand back its projection. `memo` keeps the limit part per limit plan and
+    day (it changes only with the card's policy, the purchase's MCC and the period ids)."""
     sent_at_ms = time.time_ns() // 1_000_000
     if policy is None or plan is None:
         static_reason, static_label, review = 0, "", 0
-        buckets: list[ScriptArg] = []
-        checks: list[ScriptArg] = []
+        limit_args: list[ScriptArg] = [0, 0]
     else:
         static_reason = plan.decline_reason
         static_label = ""
@@ -457,18 +462,16 @@ def _script_args(
                 plan.exceeded_limit_index, limit.interval, limit.amount_minor, limit.max_count, limit.mccs
             )
         review = 1 if plan.review else 0
-        periods = period_ids(now_ms)
-        index = {bucket: i + 1 for i, (bucket, _) in enumerate(plan.buckets)}
-        buckets = [x for bucket, interval in plan.buckets for x in (bucket, periods[interval])]
-        checks = []
-        for check in plan.checks:
-            limit = policy.controls.limits[check.limit_index]
-            checks += [
-                index[check.bucket],
-                check.kind,
-                check.cap,
-                limit_label(check.limit_index, limit.interval, limit.amount_minor, limit.max_count, limit.mccs),
-            ]
+        if plan.limits is not None and memo is not None:
+            memo_key = (plan.limits, now_ms // MS_PER_DAY)
+            found = memo.get(memo_key)
+            if found is None:
+                if len(memo) >= LIMIT_ARGS_MEMO_MAX:
+                    memo.clear()
+                found = memo[memo_key] = _limit_args(policy, plan, now_ms)
+            limit_args = found
+        else:
+            limit_args = _limit_args(policy, plan, now_ms)
     return [
         fingerprint,
         policy.policy_version if policy is not None else 0,
@@ -483,11 +486,25 @@ def _script_args(
         settings.stream_backlog_max,
         payload,
         attempt,
-        len(buckets) // 2,
-        *buckets,
-        len(checks) // 4,
-        *checks,
+        *limit_args,
     ]
+
+
+def _limit_args(policy: CardPolicy, plan: Plan, now_ms: int) -> list[ScriptArg]:
+    """The limit part of authorize.lua's ARGV: B, B (bucket, period id) pairs, C, C checks."""
+    periods = period_ids(now_ms)
+    index = {bucket: i + 1 for i, (bucket, _) in enumerate(plan.buckets)}
+    buckets: list[ScriptArg] = [x for bucket, interval in plan.buckets for x in (bucket, periods[interval])]
+    checks: list[ScriptArg] = []
+    for check in plan.checks:
+        limit = policy.controls.limits[check.limit_index]
+        checks += [
+            index[check.bucket],
+            check.kind,
+            check.cap,
+            limit_label(check.limit_index, limit.interval, limit.amount_minor, limit.max_count, limit.mccs),
+        ]
+    return [len(plan.buckets), *buckets, len(plan.checks), *checks]
 
 
 def _response(

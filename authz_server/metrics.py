@@ -5,6 +5,13 @@ the policy module never does."""
 from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
+from zentra.cards.v1 import types_pb2 as t
+
+# How often a server process hands its per-process tallies (in-flight count, calls per worker)
+# to prometheus-client. In multiprocess mode every inc() is a locked mmap write plus a getpid();
+# counting those two in plain ints and syncing them a few times a second keeps them off the
+# per-call path. Every other metric is written at once.
+SYNC_INTERVAL_S = 0.25
 
 # Sub-millisecond buckets: a healthy decision takes a few hundred microseconds.
 LATENCY_BUCKETS_S = (
@@ -65,3 +72,15 @@ WORKER_RSS = Gauge(
 PROJECTION_WRITES = Counter(
     "zentra_authz_projection_writes_total", "Card projection writes to Redis, by result.", ["result"]
 )
+
+
+_DECISION_CHILDREN: dict[tuple[int, int], Counter] = {}
+
+
+def decision_counter(decision: int, reason: int) -> Counter:
+    """DECISIONS' child for a decision and reason (a labels() lookup costs more than the inc)."""
+    child = _DECISION_CHILDREN.get((decision, reason))
+    if child is None:
+        child = DECISIONS.labels(t.Decision.Name(decision), t.Reason.Name(reason))
+        _DECISION_CHILDREN[(decision, reason)] = child
+    return child

@@ -16,7 +16,7 @@ A decision has two halves:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from authz_server.controls import Controls, Limit
 from authz_server.windows import WINDOW_LETTERS, WINDOW_ORDER
@@ -73,6 +73,8 @@ class CardPolicy:
     account_ref: str
     policy_version: int
     controls: Controls
+    # Memo of limit_plan by (mcc, incremental): a card sees few MCCs, and every purchase needs it.
+    limit_plans: dict[tuple[str, bool], LimitPlan] = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +100,19 @@ class LimitCheck:
     limit_index: int  # index in the card's spending_limits (exceeded_limit)
 
 
+@dataclass(frozen=True, slots=True, eq=False)
+class LimitPlan:
+    """What a card's spending limits ask of a purchase in one MCC, whatever its amount.
+    Compared by identity: the decision layer keys its own per-plan caches on it."""
+
+    per_authorization: tuple[tuple[int, int], ...]  # (limit index, amount cap), in order
+    checks: tuple[LimitCheck, ...]
+    buckets: tuple[tuple[str, int], ...]
+
+
+LIMIT_PLANS_PER_CARD_MAX = 64  # memo entries kept per cached card policy
+
+
 @dataclass(frozen=True, slots=True)
 class Plan:
     """The outcome of the static rules: either a decline now, or limit checks to make."""
@@ -107,6 +122,7 @@ class Plan:
     checks: tuple[LimitCheck, ...]
     buckets: tuple[tuple[str, int], ...]  # (bucket, interval) to reserve on approval
     review: bool  # after the limits pass: REVIEW (reserve nothing) instead of APPROVE
+    limits: LimitPlan | None = None  # where checks and buckets came from (None: a decline or an advice)
 
 
 def bucket_of(limit: Limit) -> str:
@@ -141,21 +157,35 @@ def plan_decision(card: CardPolicy, purchase: Purchase) -> Plan:
     ) or purchase.country in controls.blocked_countries:
         return _decline(t.COUNTRY_NOT_ALLOWED)
 
-    applicable = [
-        (index, limit) for index, limit in enumerate(controls.limits) if not limit.mccs or purchase.mcc in limit.mccs
-    ]
+    limits = limit_plan(card, purchase.mcc, purchase.incremental)
     # PER_AUTHORIZATION limits come first in interval order and need no counter.
-    for index, limit in applicable:
-        if limit.interval == t.PER_AUTHORIZATION and limit.amount_minor and purchase.amount_minor > limit.amount_minor:
+    for index, cap in limits.per_authorization:
+        if purchase.amount_minor > cap:
             return _decline(t.SPEND_LIMIT_EXCEEDED, index)
+    review = 0 < controls.review_threshold_minor <= purchase.amount_minor
+    return Plan(t.REASON_UNSPECIFIED, -1, limits.checks, limits.buckets, review, limits)
 
+
+def limit_plan(card: CardPolicy, mcc: str, incremental: bool) -> LimitPlan:
+    """The limits that apply to a purchase in `mcc` on `card` (memoized on the card policy)."""
+    memo_key = (mcc, incremental)
+    found = card.limit_plans.get(memo_key)
+    if found is not None:
+        return found
+    limits = card.controls.limits
+    applicable = [(index, limit) for index, limit in enumerate(limits) if not limit.mccs or mcc in limit.mccs]
+    per_authorization = tuple(
+        (index, limit.amount_minor)
+        for index, limit in applicable
+        if limit.interval == t.PER_AUTHORIZATION and limit.amount_minor
+    )
     checks: list[LimitCheck] = []
     for interval in WINDOW_ORDER:
         in_interval = [(i, limit) for i, limit in applicable if limit.interval == interval]
         checks += [
             LimitCheck(bucket_of(lim), AMOUNT, lim.amount_minor, i) for i, lim in in_interval if lim.amount_minor
         ]
-        if not purchase.incremental:  # an increment is no new purchase: count caps do not apply
+        if not incremental:  # an increment is no new purchase: count caps do not apply
             checks += [LimitCheck(bucket_of(lim), COUNT, lim.max_count, i) for i, lim in in_interval if lim.max_count]
 
     # Every unscoped window is counted whether or not a limit exists (a limit added later
@@ -164,8 +194,11 @@ def plan_decision(card: CardPolicy, purchase: Purchase) -> Plan:
     for _, limit in applicable:
         if limit.mccs and limit.interval in WINDOW_LETTERS:
             buckets[bucket_of(limit)] = limit.interval
-    review = 0 < controls.review_threshold_minor <= purchase.amount_minor
-    return Plan(t.REASON_UNSPECIFIED, -1, tuple(checks), tuple(buckets.items()), review)
+    plan = LimitPlan(per_authorization, tuple(checks), tuple(buckets.items()))
+    if len(card.limit_plans) >= LIMIT_PLANS_PER_CARD_MAX:
+        card.limit_plans.clear()
+    card.limit_plans[memo_key] = plan
+    return plan
 
 
 def _advice_plan(card: CardPolicy, purchase: Purchase) -> Plan:

@@ -23,6 +23,7 @@ from grpc_reflection.v1alpha import reflection
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
+from authz_server import metrics
 from authz_server.auth import Authenticator
 from authz_server.clock import Clock, SystemClock
 from authz_server.config import Settings
@@ -185,6 +186,7 @@ class AuthzServer:
         self._tasks = [
             asyncio.create_task(self._run_health_probe(), name="health-probe"),
             asyncio.create_task(self._run_tombstones(), name="tombstones"),
+            asyncio.create_task(self._run_metrics_sync(), name="metrics-sync"),
         ]
         log.info("authz-server listening on port %d", self.port)
 
@@ -233,6 +235,11 @@ class AuthzServer:
             await self._probe_health()
             WORKER_RSS.set(resident_memory_bytes())
 
+    async def _run_metrics_sync(self) -> None:
+        while True:
+            await asyncio.sleep(metrics.SYNC_INTERVAL_S)
+            self.in_flight.sync_metrics()
+
     async def _run_tombstones(self) -> None:
         while True:
             await asyncio.sleep(TOMBSTONE_RETRY_INTERVAL_S)
@@ -265,6 +272,7 @@ class AuthzServer:
         if self.decider.tombstones:
             await self.decider.flush_tombstones()
         await self.decider.aclose()
+        self.in_flight.sync_metrics()
         await self.redis.aclose()
         await self.pool.close()
         self._stopped.set()

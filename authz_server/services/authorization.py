@@ -191,7 +191,7 @@ class AuthorizationService(authorization_pb2_grpc.AuthorizationServiceServicer):
             principal.tenant_id, principal.key_id, request, purchase, context.time_remaining()
         )
         response = answer.response
-        metrics.DECISIONS.labels(t.Decision.Name(response.decision), t.Reason.Name(response.reason)).inc()
+        metrics.decision_counter(response.decision, response.reason).inc()
         if response.replayed:
             metrics.REPLAYS.inc()
         elif request.advice:

@@ -38,23 +38,33 @@ DEPENDENCY_ERRORS: tuple[type[BaseException], ...] = (
 
 
 class InFlight:
-    """Counts RPCs being handled, so shutdown can wait for them to drain."""
+    """Counts RPCs being handled, so shutdown can wait for them to drain, and RPCs completed by
+    this process; `sync_metrics` hands both to Prometheus (see metrics.SYNC_INTERVAL_S)."""
 
     def __init__(self) -> None:
         self.count = 0
+        self.completed = 0
+        self._completed_synced = 0
         self.idle = asyncio.Event()
         self.idle.set()
+        self._worker_rpcs = metrics.WORKER_RPCS.labels(os.environ.get("AUTHZ_WORKER_INDEX", "0"))
 
     def enter(self) -> None:
         self.count += 1
         self.idle.clear()
-        metrics.IN_FLIGHT.inc()
 
     def leave(self) -> None:
         self.count -= 1
-        metrics.IN_FLIGHT.dec()
+        self.completed += 1
         if self.count == 0:
             self.idle.set()
+
+    def sync_metrics(self) -> None:
+        metrics.IN_FLIGHT.set(self.count)
+        completed = self.completed
+        if completed > self._completed_synced:
+            self._worker_rpcs.inc(completed - self._completed_synced)
+            self._completed_synced = completed
 
 
 class RpcContext:
@@ -63,7 +73,6 @@ class RpcContext:
     def __init__(self, authenticator: Authenticator, in_flight: InFlight) -> None:
         self.authenticator = authenticator
         self.in_flight = in_flight
-        self.worker_rpcs = metrics.WORKER_RPCS.labels(os.environ.get("AUTHZ_WORKER_INDEX", "0"))
 
 
 def rpc(
@@ -72,6 +81,7 @@ def rpc(
     """Wraps a servicer method: authenticates and checks the role for `method` (full gRPC
     name), then runs the handler; DomainErrors and dependency failures become statuses."""
     short = method.rsplit("/", 1)[-1]
+    handled: dict[grpc.StatusCode, Any] = {}  # RPCS' children by status code, made on first use
 
     def wrap(handler: Handler[Req, Resp]) -> Callable[[Any, Req, grpc.aio.ServicerContext], Awaitable[Resp]]:
         @functools.wraps(handler)
@@ -95,8 +105,10 @@ def rpc(
                 log.exception("%s: unexpected error", short)
                 code, message = grpc.StatusCode.INTERNAL, "internal error"
             finally:
-                metrics.RPCS.labels(short, code.name).inc()
-                shared.worker_rpcs.inc()
+                child = handled.get(code)
+                if child is None:
+                    child = handled[code] = metrics.RPCS.labels(short, code.name)
+                child.inc()
                 shared.in_flight.leave()
             await context.abort(code, message)
             raise AssertionError("unreachable: context.abort raises")
