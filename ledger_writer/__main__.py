@@ -61,7 +61,12 @@ async def serve(settings: LedgerSettings) -> None:
     await writer.ensure_groups()
     if settings.metrics_port:
         start_http_server(settings.metrics_port, addr=settings.metrics_addr)
-    log.info("ledger-writer %s consuming %d shard streams", writer.consumer, len(writer.streams))
+    log.info(
+        "ledger-writer %s consuming %d shard streams in %d lanes",
+        writer.consumer,
+        len(writer.streams),
+        len(writer.lanes),
+    )
     lag = asyncio.create_task(writer.run_lag_gauges())
     sweeper = asyncio.create_task(run_sweeper(redis, writer, settings))
     try:

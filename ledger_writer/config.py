@@ -31,6 +31,11 @@ class LedgerSettings:
     # Stable per writer process: its consumer name is `writer-<slot>`, so a restarted writer
     # re-reads its own pending entries first.
     writer_slot: int = 0
+    # The shard streams are split into this many lanes, each posting its own batches on its
+    # own Postgres connection at the same time as the others (Postgres then works on several
+    # batches at once, and one lane's Python work overlaps another's commit). At most one lane
+    # per shard stream, and at most pg_pool_size_max: each lane holds a connection while it writes.
+    lanes: int = 2
     pg_pool_size_max: int = 4
     # Longest pause between retries while Postgres is unavailable.
     retry_backoff_max_ms: int = 2000
@@ -58,12 +63,19 @@ class LedgerSettings:
             batch_wait_ms=_int(env, "LEDGER_BATCH_WAIT_MS", d.batch_wait_ms, 1, 60_000),
             claim_idle_ms=_int(env, "LEDGER_CLAIM_IDLE_MS", d.claim_idle_ms, 100, 86_400_000),
             writer_slot=_int(env, "LEDGER_WRITER_SLOT", d.writer_slot, 0, 10_000),
+            lanes=_int(env, "LEDGER_LANES", d.lanes, 1, 64),
             pg_pool_size_max=_int(env, "LEDGER_PG_POOL_SIZE_MAX", d.pg_pool_size_max, 1, 100),
             retry_backoff_max_ms=_int(env, "LEDGER_RETRY_BACKOFF_MAX_MS", d.retry_backoff_max_ms, 10, 60_000),
             sweep_interval_s=_int(env, "LEDGER_SWEEP_INTERVAL_S", d.sweep_interval_s, 1, 3600),
             log_format=env.get("AUTHZ_LOG_FORMAT") or d.log_format,
             log_level=(env.get("AUTHZ_LOG_LEVEL") or d.log_level).upper(),
         )
+        if settings.lanes > settings.shard_count:
+            raise ConfigError(f"LEDGER_LANES={settings.lanes} must not exceed AUTHZ_SHARDS={settings.shard_count}")
+        if settings.lanes > settings.pg_pool_size_max:
+            raise ConfigError(
+                f"LEDGER_LANES={settings.lanes} must not exceed LEDGER_PG_POOL_SIZE_MAX={settings.pg_pool_size_max}"
+            )
         if settings.log_level not in LOG_LEVELS:
             raise ConfigError(f"AUTHZ_LOG_LEVEL={settings.log_level!r} must be one of {', '.join(LOG_LEVELS)}")
         if settings.log_format not in ("text", "json"):

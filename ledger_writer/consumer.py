@@ -7,6 +7,10 @@ acknowledge and delete them.
 - A restarted writer (same LEDGER_WRITER_SLOT, same consumer name) first re-reads its own
   pending entries; entries pending at a consumer idle for LEDGER_CLAIM_IDLE_MS are claimed.
 - Several writers share the streams through the group: each entry goes to one of them.
+- Within one writer the shard streams are split into LEDGER_LANES lanes. Each lane reads,
+  posts (on its own Postgres connection) and acknowledges its own streams' entries, so the
+  lanes' batches are written concurrently; a stream belongs to exactly one lane, so every
+  shard's records are still posted one batch after another, in stream order.
 - An entry that cannot be parsed, or whose posting the database refuses, goes to the
   dead-letter stream with the error and is acknowledged; it never blocks the rest.
 - Postgres or Redis unavailable: the batch is retried with backoff and nothing is
@@ -65,7 +69,9 @@ class LedgerWriter:
         self.streams = self.keyspace.streams()
         self.consumer = f"writer-{settings.writer_slot}"
         self.dead_letter = dead_letter_stream(self.keyspace)
-        self._per_stream_count = max(1, settings.batch_count_max // len(self.streams))
+        lane_count = min(settings.lanes, len(self.streams))
+        # Stream i goes to lane i mod lanes: disjoint, and every stream has exactly one lane.
+        self.lanes: list[list[str]] = [self.streams[lane::lane_count] for lane in range(lane_count)]
 
     async def ensure_groups(self) -> None:
         """Creates the consumer group on every shard stream (from the start of the stream)."""
@@ -77,43 +83,57 @@ class LedgerWriter:
                     raise
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Posts until `stop` is set; returns after the batch in hand is posted."""
+        """Posts until `stop` is set; returns after every lane has posted the batch in hand.
+        A lane that fails for any reason but a dependency being down stops the others."""
         await self._with_retry(self.ensure_groups, stop, "redis")
+        async with asyncio.TaskGroup() as lanes:
+            for streams in self.lanes:
+                lanes.create_task(self._run_lane(streams, stop))
+
+    async def _run_lane(self, streams: list[str], stop: asyncio.Event) -> None:
         while not stop.is_set():  # this consumer's own pending entries first (after a restart)
-            pending = await self._with_retry(lambda: self._read("0"), stop, "redis")
+            pending = await self._with_retry(lambda: self._read(streams, "0"), stop, "redis")
             if not pending:
                 break
             await self.post(pending, stop)
         next_claim = 0.0
         while not stop.is_set():
-            batch = await self._with_retry(self._read_batch, stop, "redis") or []
+            batch = await self._with_retry(lambda: self._read_batch(streams), stop, "redis") or []
             if time.monotonic() >= next_claim:
-                batch += await self._with_retry(self._claim_idle, stop, "redis") or []
+                batch += await self._with_retry(lambda: self._claim_idle(streams), stop, "redis") or []
                 next_claim = time.monotonic() + self.settings.claim_idle_ms / 2000
             if batch:
                 await self.post(batch, stop)
 
     async def drain(self) -> int:
         """Posts every entry available now (pending ones first), then returns how many it took.
-        For tests, tools and catching up; `run` is the long-lived loop."""
+        For tests, tools and catching up; `run` is the long-lived loop. The lanes drain
+        concurrently, as in `run`."""
+        taken = await asyncio.gather(*(self._drain_lane(streams) for streams in self.lanes))
+        return sum(taken)
+
+    async def _drain_lane(self, streams: list[str]) -> int:
         stop = asyncio.Event()
         taken = 0
         for start in ("0", ">"):
             while True:
-                batch = await self._read(start)
+                batch = await self._read(streams, start)
                 if not batch:
                     break
                 await self.post(batch, stop)
                 taken += len(batch)
         return taken
 
-    async def _read(self, start: str, block_ms: int | None = None, count: int | None = None) -> list[Entry]:
+    async def _read(
+        self, streams: list[str], start: str, block_ms: int | None = None, count: int | None = None
+    ) -> list[Entry]:
+        """Up to `count` entries of each of `streams` (by default the lane's share of a batch)."""
         try:
             reply: Any = await self.redis.xreadgroup(
                 GROUP,
                 self.consumer,
-                dict.fromkeys(self.streams, start),
-                count=count or self._per_stream_count,
+                dict.fromkeys(streams, start),
+                count=count or max(1, self.settings.batch_count_max // len(streams)),
                 block=block_ms,
             )
         except ResponseError as error:
@@ -129,9 +149,10 @@ class LedgerWriter:
             for entry_id, fields in entries
         ]
 
-    async def _read_batch(self) -> list[Entry]:
-        """New entries until the batch is full or batch_wait_ms passed since the first one."""
-        batch = await self._read(">", block_ms=self.settings.batch_wait_ms)
+    async def _read_batch(self, streams: list[str]) -> list[Entry]:
+        """New entries of `streams` until the batch is full or batch_wait_ms passed since the
+        first one."""
+        batch = await self._read(streams, ">", block_ms=self.settings.batch_wait_ms)
         deadline = time.monotonic() + self.settings.batch_wait_ms / 1000
         while batch and len(batch) < self.settings.batch_count_max:
             remaining_ms = int((deadline - time.monotonic()) * 1000)
@@ -140,18 +161,19 @@ class LedgerWriter:
             # COUNT is per stream: ask each for its share of the room left, so that the batch
             # stays within batch_count_max.
             room = self.settings.batch_count_max - len(batch)
-            if room < len(self.streams):
+            if room < len(streams):
                 break
-            more = await self._read(">", block_ms=remaining_ms, count=room // len(self.streams))
+            more = await self._read(streams, ">", block_ms=remaining_ms, count=room // len(streams))
             if not more:
                 break
             batch += more
         return batch
 
-    async def _claim_idle(self) -> list[Entry]:
-        """Entries pending too long at other consumers, taken over (XAUTOCLAIM until 0-0)."""
+    async def _claim_idle(self, streams: list[str]) -> list[Entry]:
+        """Entries of `streams` pending too long at other consumers, taken over (XAUTOCLAIM
+        until 0-0)."""
         claimed: list[Entry] = []
-        for stream in self.streams:
+        for stream in streams:
             cursor: bytes | str = "0-0"
             while len(claimed) < self.settings.batch_count_max:
                 reply = await self.redis.xautoclaim(

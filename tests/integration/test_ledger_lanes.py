@@ -1,0 +1,77 @@
+"""The ledger writer's lanes: the shard streams are split between lanes that post at the same
+time, every stream belongs to exactly one lane (so a shard's records keep their stream order:
+a reversal is never posted before its approval), and the ledger they write together is the
+one a single lane writes."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from ledger_writer.consumer import LedgerWriter
+from tests.integration.test_ledger_invariants import check_invariants, mixed_traffic
+from tests.support import ledger_checks
+from tests.support.api import Api, bearer, new_id
+from tests.support.stack import Backing, Ledger, ThreadedServer, ledger_settings
+from zentra.cards.v1 import authorization_pb2
+from zentra.cards.v1 import types_pb2 as t
+
+
+@pytest.mark.parametrize("lanes", [1, 3, 16])
+def test_every_stream_belongs_to_exactly_one_lane(lanes: int, backing: Backing) -> None:
+    writer = LedgerWriter(ledger_settings(backing, lanes=lanes, pg_pool_size_max=16), None, None)  # type: ignore[arg-type]
+    assert len(writer.lanes) == lanes
+    assigned = [stream for lane in writer.lanes for stream in lane]
+    assert sorted(assigned) == sorted(writer.streams), "each stream in exactly one lane, none left out"
+    assert all(lane for lane in writer.lanes), "no lane without streams"
+
+
+def test_lanes_post_concurrently_and_keep_each_shard_in_order(
+    api: Api, ledger: Ledger, server: ThreadedServer, backing: Backing
+) -> None:
+    ledger.drain()
+    tenants = [api.new_tenant() for _ in range(2)]
+    responses = mixed_traffic(api, tenants, 800, seed=23)
+    # Approvals followed by their reversals, on many cards (so on many shards and every lane):
+    # a lane posting a reversal before the approval it releases would refuse it.
+    tenant = tenants[0]
+    reversed_ids = []
+    for _ in range(12):
+        card = api.issue_card(tenant)
+        approved = api.authorize(tenant.processor, card.card_id, 3000)
+        assert approved.decision == t.APPROVE
+        request = authorization_pb2.ReverseRequest(
+            reversal_id=new_id("rev"), authorization_id=approved.authorization_id, amount_minor=1000
+        )
+        api.authz.Reverse(request, metadata=bearer(tenant.processor))
+        reversed_ids.append(approved.authorization_id)
+        responses[(tenant.tenant_id, approved.authorization_id)] = approved
+    lanes = Ledger(server, ledger_settings(backing, writer_slot=201, lanes=4, batch_count_max=64))
+    try:
+        writer = lanes.writer
+
+        async def each_lane() -> list[int]:
+            return list(await asyncio.gather(*(writer._drain_lane(streams) for streams in writer.lanes)))
+
+        taken = server.call(each_lane(), 120)
+        assert sum(taken) >= len(responses) + len(reversed_ids)
+        assert sum(1 for n in taken if n) >= 3, f"the work is spread over the lanes: {taken}"
+    finally:
+        lanes.close()
+    check_invariants(ledger, tenants, responses)
+    rows = ledger.fetch(
+        """SELECT authorization_id, status, remaining_hold_minor FROM authorizations
+           WHERE tenant_id = $1 AND authorization_id = ANY($2)""",
+        tenant.tenant_id,
+        reversed_ids,
+    )
+    assert {(r["status"], r["remaining_hold_minor"]) for r in rows} == {("PARTIALLY_REVERSED", 2000)}
+    assert len(rows) == len(reversed_ids)
+    ledger_checks.assert_balanced(ledger.fetch, [x.tenant_id for x in tenants])
+
+
+@pytest.fixture(autouse=True)
+def _streams_drained_after(ledger: Ledger):  # type: ignore[no-untyped-def]
+    yield
+    ledger.drain()
