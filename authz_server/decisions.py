@@ -161,6 +161,14 @@ class Decider:
         self.ready = False
         self._fail_log_next_s = 0.0
         self._fail_log_suppressed = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def _loop_time(self) -> float:
+        """The event loop's clock (the lane's deadlines are on it); the loop is looked up once,
+        asyncio.get_running_loop() costing a getpid() system call."""
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+        return self._loop.time()
 
     async def aclose(self) -> None:
         """Closes the decision connection (after the drain: calls still waiting fail closed)."""
@@ -213,23 +221,24 @@ class Decider:
         started = time.perf_counter()
         refreshed = False
         try:
-            async with asyncio.timeout(budget_s):
-                policy = self._policies.get(tenant_id, req.card_id)
-                for _ in range(PLAN_ATTEMPTS_MAX):
-                    plan = plan_decision(policy, purchase) if policy is not None else None
-                    args = _script_args(
-                        fingerprint, policy, plan, purchase, now_ms, self._settings, payload, attempt, self._limit_args
-                    )
-                    args += self._hold_args(tenant_id, req, now_ms)
-                    result: Any = await self._authorize.call([*keys, *self._extra_keys(shard, tenant_id, req)], args)
-                    tag = result[0]
-                    if tag != b"S":
-                        break
-                    policy = policy_from_projection(req.card_id, result[1:6])
-                    self._policies.put(tenant_id, policy)
-                    refreshed = True
-                else:
-                    raise PolicyChurn(f"card policy changed {PLAN_ATTEMPTS_MAX} times during one decision")
+            deadline = self._loop_time() + budget_s
+            policy = self._policies.get(tenant_id, req.card_id)
+            for _ in range(PLAN_ATTEMPTS_MAX):
+                plan = plan_decision(policy, purchase) if policy is not None else None
+                args = _script_args(
+                    fingerprint, policy, plan, purchase, now_ms, self._settings, payload, attempt, self._limit_args
+                )
+                args += self._hold_args(tenant_id, req, now_ms)
+                extra_keys = self._extra_keys(shard, tenant_id, req)
+                result: Any = await self._authorize.call([*keys, *extra_keys], args, deadline)
+                tag = result[0]
+                if tag != b"S":
+                    break
+                policy = policy_from_projection(req.card_id, result[1:6])
+                self._policies.put(tenant_id, policy)
+                refreshed = True
+            else:
+                raise PolicyChurn(f"card policy changed {PLAN_ATTEMPTS_MAX} times during one decision")
         except asyncio.CancelledError:
             # The caller went away (its deadline passed) while the script may still run:
             # make the fail-closed answer stick before letting the cancellation through.

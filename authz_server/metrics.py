@@ -4,7 +4,10 @@ the policy module never does."""
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+import os
+
+from prometheus_client import Counter, Gauge, Histogram, values
+
 from zentra.cards.v1 import types_pb2 as t
 
 # How often a server process hands its per-process tallies (in-flight count, calls per worker)
@@ -12,6 +15,25 @@ from zentra.cards.v1 import types_pb2 as t
 # counting those two in plain ints and syncing them a few times a second keeps them off the
 # per-call path. Every other metric is written at once.
 SYNC_INTERVAL_S = 0.25
+
+# In multiprocess mode prometheus-client asks for the process id on every write, to notice a
+# fork; os.getpid() is a system call each time (glibc caches nothing), a dozen per Authorize,
+# expensive in a virtual machine. The id is kept here instead and renewed in a forked child.
+_pid = os.getpid()
+
+
+def _renew_pid() -> None:
+    global _pid
+    _pid = os.getpid()
+
+
+def process_id() -> int:
+    return _pid
+
+
+os.register_at_fork(after_in_child=_renew_pid)
+if values.ValueClass is not values.MutexValue:  # multiprocess mode (PROMETHEUS_MULTIPROC_DIR)
+    values.ValueClass = values.MultiProcessValue(process_identifier=process_id)
 
 # Sub-millisecond buckets: a healthy decision takes a few hundred microseconds.
 LATENCY_BUCKETS_S = (

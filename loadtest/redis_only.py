@@ -95,7 +95,7 @@ class RecordingScripts:
         self.projections = projections
         self.sent: tuple[list[str], list[ScriptArg]] | None = None
 
-    async def call(self, keys: Sequence[str], args: Sequence[ScriptArg]) -> list[bytes]:
+    async def call(self, keys: Sequence[str], args: Sequence[ScriptArg], deadline: float | None = None) -> list[bytes]:
         """What the Decider's authorize caller gets (authz_server/redis_state/lane.py)."""
         self.sent = (list(keys), list(args))
         projection = self.projections.get(keys[0])

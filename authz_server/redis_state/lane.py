@@ -46,14 +46,18 @@ RECONNECT_INTERVAL_S = 0.1  # after a failed connection attempt, calls fail at o
 
 
 class ScriptCaller(Protocol):
-    async def call(self, keys: Sequence[str], args: Sequence[ScriptArg]) -> object: ...
+    async def call(self, keys: Sequence[str], args: Sequence[ScriptArg], deadline: float | None = None) -> object:
+        """The script's reply; TimeoutError once the event loop's clock passes `deadline`."""
+        ...
 
 
 class _Link:
     """One open connection: what was sent and not yet answered, in order."""
 
-    def __init__(self, connection: AbstractConnection) -> None:
+    def __init__(self, connection: AbstractConnection, loop: asyncio.AbstractEventLoop) -> None:
         self.connection = connection
+        # Kept, not asked for per call: asyncio.get_running_loop() makes a getpid() system call.
+        self.loop = loop
         # redis-py's asyncio connections keep their streams here once connected.
         self.reader: asyncio.StreamReader = connection._reader  # type: ignore[assignment]
         self.writer: asyncio.StreamWriter = connection._writer  # type: ignore[assignment]
@@ -67,13 +71,12 @@ class _Link:
     def send(self, packed: bytes) -> asyncio.Future[Any]:
         if self.failure is not None:
             raise RedisConnectionError(f"decision connection failed: {type(self.failure).__name__}")
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Any] = loop.create_future()
+        future: asyncio.Future[Any] = self.loop.create_future()
         self.outgoing.append(packed)
         self.waiting.append(future)
         if not self.flush_scheduled:
             self.flush_scheduled = True
-            loop.call_soon(self.flush)
+            self.loop.call_soon(self.flush)
         return future
 
     def flush(self) -> None:
@@ -134,18 +137,26 @@ class ScriptLane:
         self._retry_at = 0.0
         self._closed = False
 
-    async def call(self, keys: Sequence[str], args: Sequence[ScriptArg]) -> object:
-        """The script's reply for these keys and args; raises a RedisError if it cannot be had."""
+    async def call(self, keys: Sequence[str], args: Sequence[ScriptArg], deadline: float | None = None) -> object:
+        """The script's reply for these keys and args; raises a RedisError if it cannot be had,
+        TimeoutError once the event loop's clock (loop.time()) passes `deadline`. The deadline
+        is a timer on the reply's future: cheaper per call than an asyncio.timeout() block."""
         link = self._link
         if link is None or link.failure is not None:
-            link = await self._connected()
+            link = await self._connected_by(deadline)
         try:
-            return await link.send(_pack(("EVALSHA", self._sha, len(keys), *keys, *args)))
+            return await _awaited_by(link, link.send(_pack(("EVALSHA", self._sha, len(keys), *keys, *args))), deadline)
         except ResponseError as error:
             if not str(error).startswith("NOSCRIPT"):
                 raise
-        link = await self._connected()
-        return await link.send(_pack(("EVAL", self._source, len(keys), *keys, *args)))
+        link = await self._connected_by(deadline)
+        return await _awaited_by(link, link.send(_pack(("EVAL", self._source, len(keys), *keys, *args))), deadline)
+
+    async def _connected_by(self, deadline: float | None) -> _Link:
+        if deadline is None:
+            return await self._connected()
+        async with asyncio.timeout_at(deadline):
+            return await self._connected()
 
     async def _connected(self) -> _Link:
         link = self._link
@@ -164,7 +175,7 @@ class ScriptLane:
         try:
             connection: AbstractConnection = self._pool.connection_class(**self._pool.connection_kwargs)
             await connection.connect()
-            link = _Link(connection)
+            link = _Link(connection, asyncio.get_running_loop())
             link.reading = asyncio.ensure_future(link.read())
         except BaseException as error:
             self._connect_error = error
@@ -187,6 +198,21 @@ class ScriptLane:
         if self._link is not None:
             await _close(self._link)
             self._link = None
+
+
+async def _awaited_by(link: _Link, future: asyncio.Future[Any], deadline: float | None) -> object:
+    if deadline is None:
+        return await future
+    timer = link.loop.call_at(deadline, _time_out, future)
+    try:
+        return await future
+    finally:
+        timer.cancel()
+
+
+def _time_out(future: asyncio.Future[Any]) -> None:
+    if not future.done():
+        future.set_exception(TimeoutError())
 
 
 def _pack(command: tuple[ScriptArg, ...]) -> bytes:

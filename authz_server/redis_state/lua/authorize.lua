@@ -48,13 +48,14 @@ local APPROVED, CARD_NOT_FOUND, SPEND_LIMIT_EXCEEDED, COUNT_LIMIT_EXCEEDED, REVI
   "1", "2", "9", "10", "11", "12"
 
 local fingerprint = ARGV[1]
-local stored = redis.call("HMGET", KEYS[3], "f", "d", "r", "v", "t", "x")
-if stored[1] then
-  if stored[1] == fingerprint then
+local stored_fingerprint = redis.call("HGET", KEYS[3], "f")
+if stored_fingerprint then
+  if stored_fingerprint == fingerprint then
+    local stored = redis.call("HMGET", KEYS[3], "d", "r", "v", "t", "x")
     -- This answer is now delivered to a caller: a fail-closed tombstone of the attempt that
     -- stored it must no longer void it (tombstone.lua reads "dl").
     redis.call("HSET", KEYS[3], "dl", "1")
-    return {"R", stored[2], stored[3], stored[4], stored[5], stored[6]}
+    return {"R", stored[1], stored[2], stored[3], stored[4], stored[5]}
   end
   return {"X"}
 end
@@ -87,14 +88,16 @@ if now_ms > tonumber(ARGV[3]) + tonumber(ARGV[4]) then
   return {"L"}
 end
 
-local card = redis.call("HMGET", KEYS[1], "v", "st", "cur", "acct", "ctl")
-if not card[1] then
+-- Only the version on the way to a decision: the rest of the projection (its controls are the
+-- biggest field) travels only to a caller whose cached policy is stale.
+local version = redis.call("HGET", KEYS[1], "v")
+if not version then
   append(DECLINE, CARD_NOT_FOUND, "0", "", "")
   record(DECLINE, CARD_NOT_FOUND, "0", "", "0", "")
   return {"D", DECLINE, CARD_NOT_FOUND, "0", decided_at, ""}
 end
-local version = card[1]
 if version ~= ARGV[2] then
+  local card = redis.call("HMGET", KEYS[1], "v", "st", "cur", "acct", "ctl")
   return {"S", card[1], card[2], card[3], card[4], card[5]}
 end
 if ARGV[5] ~= "0" then
