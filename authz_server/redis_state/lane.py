@@ -10,7 +10,8 @@ in the order they were sent). 7-13 us per call in the same measurement.
 
 redis-py still owns everything else about the connection: `connect()` of the client's own
 connection class does TCP or unix sockets, TLS, AUTH, SELECT and keepalive exactly as the rest
-of the server's connections; the lane then reads and writes that connection's stream.
+of the server's connections; the lane then takes over that connection's transport (replies are
+parsed in its data callback, no reader task between).
 
 Failure semantics, which the Decider relies on to fail closed:
 - A caller that gives up (its decision budget ran out) only stops waiting: its call was sent and
@@ -41,7 +42,6 @@ from redis.exceptions import InvalidResponse, ResponseError
 
 ScriptArg = bytes | str | int
 
-READ_CHUNK_BYTES = 1 << 16
 RECONNECT_INTERVAL_S = 0.1  # after a failed connection attempt, calls fail at once this long
 
 
@@ -51,22 +51,24 @@ class ScriptCaller(Protocol):
         ...
 
 
-class _Link:
-    """One open connection: what was sent and not yet answered, in order."""
+class _Link(asyncio.Protocol):
+    """One open connection: what was sent and not yet answered, in order. It takes over the
+    transport of a redis-py connection once that has connected (TLS, AUTH, SELECT done): replies
+    are parsed as they arrive, in the transport's own callback, without a reader task."""
 
     def __init__(self, connection: AbstractConnection, loop: asyncio.AbstractEventLoop) -> None:
         self.connection = connection
         # Kept, not asked for per call: asyncio.get_running_loop() makes a getpid() system call.
         self.loop = loop
-        # redis-py's asyncio connections keep their streams here once connected.
-        self.reader: asyncio.StreamReader = connection._reader  # type: ignore[assignment]
-        self.writer: asyncio.StreamWriter = connection._writer  # type: ignore[assignment]
+        # redis-py's asyncio connections keep their stream writer here once connected.
+        writer: asyncio.StreamWriter = connection._writer  # type: ignore[assignment]
+        self.transport = writer.transport
         self.parser = hiredis.Reader(protocolError=InvalidResponse, replyError=ResponseError)
         self.waiting: collections.deque[asyncio.Future[Any]] = collections.deque()
         self.outgoing: list[bytes] = []
         self.flush_scheduled = False
         self.failure: BaseException | None = None
-        self.reading: asyncio.Task[None] | None = None
+        self.transport.set_protocol(self)
 
     def send(self, packed: bytes) -> asyncio.Future[Any]:
         if self.failure is not None:
@@ -85,37 +87,37 @@ class _Link:
             return
         data, self.outgoing = b"".join(self.outgoing), []
         try:
-            self.writer.write(data)
+            self.transport.write(data)
         except Exception as error:  # the transport is gone: fail what waits
             self.fail(error)
 
-    async def read(self) -> None:
-        """Matches replies to callers until the connection fails or is closed."""
+    def data_received(self, data: bytes) -> None:
+        """Matches replies to callers, in order."""
         try:
-            while True:
-                data = await self.reader.read(READ_CHUNK_BYTES)
-                if not data:
-                    raise RedisConnectionError("Redis closed the decision connection")
-                self.parser.feed(data)
-                while (reply := self.parser.gets()) is not False:
-                    future = self.waiting.popleft()
-                    if future.done():
-                        continue  # the caller gave up waiting
-                    if isinstance(reply, ResponseError):
-                        future.set_exception(reply)
-                    else:
-                        future.set_result(reply)
-        except asyncio.CancelledError:
-            self.fail(RedisConnectionError("the decision connection was closed"))
-            raise
-        except Exception as error:
+            self.parser.feed(data)
+            while (reply := self.parser.gets()) is not False:
+                future = self.waiting.popleft()
+                if future.done():
+                    continue  # the caller gave up waiting
+                if isinstance(reply, ResponseError):
+                    future.set_exception(reply)
+                else:
+                    future.set_result(reply)
+        except Exception as error:  # a protocol error, or a reply nobody asked for
             self.fail(error)
+
+    def eof_received(self) -> bool:
+        self.fail(RedisConnectionError("Redis closed the decision connection"))
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.fail(exc or RedisConnectionError("the decision connection was closed"))
 
     def fail(self, error: BaseException) -> None:
         if self.failure is None:
             self.failure = error
             with contextlib.suppress(Exception):
-                self.writer.transport.abort()
+                self.transport.abort()
         cause = RedisConnectionError(f"decision connection failed: {type(error).__name__}: {error}")
         while self.waiting:
             future = self.waiting.popleft()
@@ -176,7 +178,6 @@ class ScriptLane:
             connection: AbstractConnection = self._pool.connection_class(**self._pool.connection_kwargs)
             await connection.connect()
             link = _Link(connection, asyncio.get_running_loop())
-            link.reading = asyncio.ensure_future(link.read())
         except BaseException as error:
             self._connect_error = error
             self._retry_at = time.monotonic() + RECONNECT_INTERVAL_S
@@ -220,10 +221,6 @@ def _pack(command: tuple[ScriptArg, ...]) -> bytes:
 
 
 async def _close(link: _Link) -> None:
-    if link.reading is not None:
-        link.reading.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await link.reading
     link.fail(RedisConnectionError("the decision connection was closed"))
     with contextlib.suppress(Exception):
         await link.connection.disconnect(nowait=True)
