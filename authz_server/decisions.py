@@ -145,6 +145,7 @@ class Decider:
         self._clock = clock
         self._policies = CardPolicyCache(settings.card_cache_max)
         self._limit_args: dict[tuple[LimitPlan, int], list[ScriptArg]] = {}
+        self._card_keys: dict[tuple[str, str], tuple[int, str, str, str, str, str]] = {}
         self._lane: ScriptLane | None = None
         if authorize_caller is None:
             authorize_caller = self._lane = ScriptLane(redis, scripts.authorize)
@@ -195,12 +196,12 @@ class Decider:
         budget_s = self._budget_s
         if time_remaining_s is not None:
             budget_s = min(budget_s, time_remaining_s - DEADLINE_MARGIN_S)
-        shard = self._keys.shard_of(req.card_id)
+        card_keys = self._card_keys.get((tenant_id, req.card_id))
+        if card_keys is None:
+            card_keys = self._new_card_keys(tenant_id, req.card_id)
+        shard, card_key, usage_key, stream_key, override_key, holds_key = card_keys
         replay_key = self._keys.replay(tenant_id, req.authorization_id)
-        usage_key = self._keys.usage(shard, tenant_id, req.card_id)
-        stream_key = self._keys.stream(shard)
-        card_key = self._keys.card(shard, tenant_id, req.card_id)
-        keys = [card_key, usage_key, replay_key, stream_key]
+        keys = [card_key, usage_key, replay_key, stream_key, override_key, holds_key]
         now_ms = self._clock.now_ms()
         attempt = self._attempt_prefix + str(next(self._attempt_ids))
         payload = _decision_payload(tenant_id, key_id, req, shard)
@@ -229,8 +230,9 @@ class Decider:
                     fingerprint, policy, plan, purchase, now_ms, self._settings, payload, attempt, self._limit_args
                 )
                 args += self._hold_args(tenant_id, req, now_ms)
-                extra_keys = self._extra_keys(shard, tenant_id, req)
-                result: Any = await self._authorize.call([*keys, *extra_keys], args, deadline)
+                result: Any = await self._authorize.call(
+                    [*keys, self._keys.replay(tenant_id, req.incremental_of or "-")], args, deadline
+                )
                 tag = result[0]
                 if tag != b"S":
                     break
@@ -312,14 +314,24 @@ class Decider:
         self._fail_log_next_s = now + FAIL_CLOSED_LOG_INTERVAL_S
         self._fail_log_suppressed = 0
 
-    def _extra_keys(self, shard: int, tenant_id: str, req: authorization_pb2.AuthorizeRequest) -> list[str]:
-        """KEYS[5] to KEYS[7] of authorize.lua: the card's review override, the shard's holds, and
-        the original authorization's record of an incremental one (an unused key otherwise)."""
-        return [
-            self._keys.override(shard, tenant_id, req.card_id),
-            self._keys.holds(shard),
-            self._keys.replay(tenant_id, req.incremental_of or "-"),
-        ]
+    def _new_card_keys(self, tenant_id: str, card_id: str) -> tuple[int, str, str, str, str, str]:
+        """A card's shard and its keys among authorize.lua's KEYS: KEYS[1], KEYS[2], KEYS[4]
+        to KEYS[6] (the card's review override, the shard's holds). KEYS[3] is the call's
+        replay record, KEYS[7] the original authorization's record of an incremental one."""
+        keys = self._keys
+        shard = keys.shard_of(card_id)
+        card_keys = (
+            shard,
+            keys.card(shard, tenant_id, card_id),
+            keys.usage(shard, tenant_id, card_id),
+            keys.stream(shard),
+            keys.override(shard, tenant_id, card_id),
+            keys.holds(shard),
+        )
+        if len(self._card_keys) >= self._settings.card_cache_max:
+            self._card_keys.clear()
+        self._card_keys[(tenant_id, card_id)] = card_keys
+        return card_keys
 
     def _hold_args(self, tenant_id: str, req: authorization_pb2.AuthorizeRequest, now_ms: int) -> list[ScriptArg]:
         """The tail of authorize.lua's ARGV: the merchant an override must match, when the hold

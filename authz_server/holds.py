@@ -4,6 +4,8 @@ amounts to arrive late — lodging and car rental, 31 days."""
 
 from __future__ import annotations
 
+import functools
+
 DAY_S = 24 * 3600
 # (first MCC, last MCC) inclusive -> hold lifetime in seconds.
 EXTENDED_HOLD_MCC_RANGES_S: tuple[tuple[int, int, int], ...] = (
@@ -14,6 +16,7 @@ EXTENDED_HOLD_MCC_RANGES_S: tuple[tuple[int, int, int], ...] = (
 )
 
 
+@functools.lru_cache(maxsize=1024)
 def hold_lifetime_s(mcc: str, default_s: int) -> int:
     """Seconds an approval's hold lives for a purchase in `mcc` (a validated 4-digit code)."""
     code = int(mcc)
