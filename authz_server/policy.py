@@ -73,8 +73,8 @@ class CardPolicy:
     account_ref: str
     policy_version: int
     controls: Controls
-    # Memo of limit_plan by (mcc, incremental): a card sees few MCCs, and every purchase needs it.
-    limit_plans: dict[tuple[str, bool], LimitPlan] = field(default_factory=dict, compare=False, repr=False)
+    # Memo of limit_plan by (indexes of the MCC-scoped limits that apply, incremental).
+    limit_plans: dict[tuple[tuple[int, ...], bool], LimitPlan] = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +110,7 @@ class LimitPlan:
     buckets: tuple[tuple[str, int], ...]
 
 
-LIMIT_PLANS_PER_CARD_MAX = 64  # memo entries kept per cached card policy
+LIMIT_PLANS_PER_CARD_MAX = 64  # memo entries kept per cached card policy (2 per scoped-limit combination)
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,13 +167,17 @@ def plan_decision(card: CardPolicy, purchase: Purchase) -> Plan:
 
 
 def limit_plan(card: CardPolicy, mcc: str, incremental: bool) -> LimitPlan:
-    """The limits that apply to a purchase in `mcc` on `card` (memoized on the card policy)."""
-    memo_key = (mcc, incremental)
+    """The limits that apply to a purchase in `mcc` on `card`, memoized on the card policy by
+    which MCC-scoped limits the MCC falls under (usually none): a handful of entries per card,
+    whatever the number of MCCs it sees (long-lived objects made per call would keep the
+    garbage collector busy, and its pauses show in the latency tail)."""
+    limits = card.controls.limits
+    scoped = tuple(index for index, limit in enumerate(limits) if limit.mccs and mcc in limit.mccs)
+    memo_key = (scoped, incremental)
     found = card.limit_plans.get(memo_key)
     if found is not None:
         return found
-    limits = card.controls.limits
-    applicable = [(index, limit) for index, limit in enumerate(limits) if not limit.mccs or mcc in limit.mccs]
+    applicable = [(index, limit) for index, limit in enumerate(limits) if not limit.mccs or index in scoped]
     per_authorization = tuple(
         (index, limit.amount_minor)
         for index, limit in applicable
