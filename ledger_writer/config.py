@@ -37,6 +37,9 @@ class LedgerSettings:
     # per shard stream, and at most pg_pool_size_max: each lane holds a connection while it writes.
     lanes: int = 2
     pg_pool_size_max: int = 4
+    # Cards (account refs, and policies at a version) kept in memory between batches: what the
+    # writer reads about a card never changes, so a card is read once, not once per batch.
+    card_cache_max: int = 100_000
     # Longest pause between retries while Postgres is unavailable.
     retry_backoff_max_ms: int = 2000
     # How often expired holds are looked for and released.
@@ -65,6 +68,7 @@ class LedgerSettings:
             writer_slot=_int(env, "LEDGER_WRITER_SLOT", d.writer_slot, 0, 10_000),
             lanes=_int(env, "LEDGER_LANES", d.lanes, 1, 64),
             pg_pool_size_max=_int(env, "LEDGER_PG_POOL_SIZE_MAX", d.pg_pool_size_max, 1, 100),
+            card_cache_max=_int(env, "LEDGER_CARD_CACHE_MAX", d.card_cache_max, 1, 100_000_000),
             retry_backoff_max_ms=_int(env, "LEDGER_RETRY_BACKOFF_MAX_MS", d.retry_backoff_max_ms, 10, 60_000),
             sweep_interval_s=_int(env, "LEDGER_SWEEP_INTERVAL_S", d.sweep_interval_s, 1, 3600),
             log_format=env.get("AUTHZ_LOG_FORMAT") or d.log_format,

@@ -34,6 +34,7 @@ from redis.exceptions import RedisError, ResponseError
 from authz_server.redis_state.keys import Keyspace
 from authz_server.services.rpc import DEPENDENCY_ERRORS
 from ledger_writer import metrics
+from ledger_writer.cards import CardFacts
 from ledger_writer.config import LedgerSettings
 from ledger_writer.records import Record, RecordError, parse_entry
 from ledger_writer.store import BatchResult, write_batch
@@ -69,6 +70,7 @@ class LedgerWriter:
         self.streams = self.keyspace.streams()
         self.consumer = f"writer-{settings.writer_slot}"
         self.dead_letter = dead_letter_stream(self.keyspace)
+        self.card_facts = CardFacts(settings.card_cache_max)  # shared by the lanes
         lane_count = min(settings.lanes, len(self.streams))
         # Stream i goes to lane i mod lanes: disjoint, and every stream has exactly one lane.
         self.lanes: list[list[str]] = [self.streams[lane::lane_count] for lane in range(lane_count)]
@@ -232,7 +234,7 @@ class LedgerWriter:
     async def _write(self, records: list[Record]) -> None:
         started = time.perf_counter()
         async with self.pool.acquire() as conn, conn.transaction():
-            result: BatchResult = await write_batch(conn, records)
+            result: BatchResult = await write_batch(conn, records, self.card_facts)
         metrics.COMMIT_SECONDS.observe(time.perf_counter() - started)
         metrics.BATCH_SIZE.observe(len(records))
         metrics.AUTHORIZATIONS.inc(result.authorizations)

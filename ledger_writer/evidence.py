@@ -6,6 +6,7 @@ the first failing one did not run and are not listed."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from authz_server.controls import Controls
@@ -109,4 +110,28 @@ def rule_trace(record: DecisionRecord, card: CardAtVersion | None) -> list[dict[
         trace.append({"rule": rule, "passed": passed, "detail": detail})
         if not passed:
             break
+    return trace
+
+
+TraceMemo = dict[tuple[object, ...], str]
+
+
+def rule_trace_json(record: DecisionRecord, card: CardAtVersion | None, memo: TraceMemo) -> str:
+    """`json.dumps(rule_trace(record, card))`, shared through `memo` between decisions whose
+    traces cannot differ. The key holds every input rule_trace reads; the card is named by its
+    (tenant, card, policy_version), so one memo must only be used with one card per version
+    (one batch's cards), and the amount counts only when the card has a review threshold,
+    the one rule whose detail shows it. Most decisions of a batch share a card version, a
+    merchant category and an outcome, so this builds and serializes a trace a fraction of
+    the times."""
+    threshold = card is not None and card.controls.review_threshold_minor != 0
+    merchant = record.merchant
+    key = (
+        record.tenant_id, record.card_id, record.policy_version, card is None, record.advice, record.decision,
+        record.reason, record.channel, record.currency, merchant.mcc, merchant.country, record.exceeded_limit,
+        record.amount_minor if threshold else 0,
+    )  # fmt: skip
+    trace = memo.get(key)
+    if trace is None:
+        trace = memo[key] = json.dumps(rule_trace(record, card))
     return trace

@@ -5,13 +5,13 @@ batch any number of times leaves the same ledger."""
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import asyncpg
 
-from authz_server.controls import controls_from_json
 from authz_server.events import (
     AUTHORIZATION_ADVICE,
     AUTHORIZATION_APPROVED,
@@ -26,10 +26,11 @@ from authz_server.events import (
     CLEARING_POSTED,
     REFUND_POSTED,
     REVIEW_OPENED,
-    event_id,
 )
 from authz_server.policy import RESPONSE_CODES
-from ledger_writer.evidence import CardAtVersion, rule_trace
+from ledger_writer.cards import CardFacts
+from ledger_writer.evidence import CardAtVersion, TraceMemo, rule_trace_json
+from ledger_writer.outbox import EventRow, event_uuid
 from ledger_writer.postings import (
     Transaction,
     posting_for_approval,
@@ -45,6 +46,7 @@ from ledger_writer.records import (
     ClearingEntry,
     DecisionRecord,
     ExpiryRecord,
+    Merchant,
     Record,
     ReversalRecord,
 )
@@ -57,6 +59,12 @@ EVENT_OF_DECISION: dict[int, str] = {
     t.DECLINE: AUTHORIZATION_DECLINED,
     t.REVIEW: AUTHORIZATION_REVIEW,
 }
+DECISION_NAMES: dict[int, str] = {value: t.Decision.Name(value) for value in t.Decision.values()}
+REASON_NAMES: dict[int, str] = {value: t.Reason.Name(value) for value in t.Reason.values()}
+# Distinct merchants whose JSON is kept: a batch mostly repeats a few merchants.
+MERCHANTS_CACHED_MAX = 4096
+# Cards kept by a writer that has no CardFacts of its own (tools and tests calling write_batch).
+CARD_FACTS_ONE_BATCH_MAX = 100_000
 
 
 @dataclass
@@ -68,47 +76,15 @@ class BatchResult:
     events: dict[str, int] = field(default_factory=dict)
 
 
-async def _cards_at_versions(
-    conn: asyncpg.Connection, records: Sequence[DecisionRecord]
-) -> dict[tuple[str, str, int], CardAtVersion]:
-    keys = {(r.tenant_id, r.card_id, r.policy_version) for r in records if r.policy_version > 0}
-    if not keys:
-        return {}
-    tenants, cards, versions = (list(column) for column in zip(*keys, strict=True))
-    rows = await conn.fetch(
-        """SELECT v.tenant_id, v.card_id, v.policy_version, v.state, v.controls, c.account_ref, c.currency
-           FROM unnest($1::text[], $2::text[], $3::bigint[]) AS k(tenant_id, card_id, policy_version)
-           JOIN card_versions v USING (tenant_id, card_id, policy_version)
-           JOIN cards c USING (tenant_id, card_id)""",
-        tenants,
-        cards,
-        versions,
-    )
-    return {
-        (r["tenant_id"], r["card_id"], r["policy_version"]): CardAtVersion(
-            r["account_ref"], r["currency"].strip(), r["state"], controls_from_json(r["controls"])
-        )
-        for r in rows
-    }
+@functools.lru_cache(maxsize=MERCHANTS_CACHED_MAX)
+def _merchant_fields(m: Merchant) -> dict[str, str]:
+    """The merchant as a JSON object; shared by every payload that shows it, never modified."""
+    return {"id": m.id, "name": m.name, "mcc": m.mcc, "country": m.country, "city": m.city}
 
 
-async def _account_refs(conn: asyncpg.Connection, records: Sequence[Record]) -> dict[tuple[str, str], str]:
-    keys = {(r.tenant_id, r.card_id) for r in records}
-    if not keys:
-        return {}
-    tenants, cards = (list(column) for column in zip(*keys, strict=True))
-    rows = await conn.fetch(
-        """SELECT tenant_id, card_id, account_ref FROM cards
-           WHERE (tenant_id, card_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))""",
-        tenants,
-        cards,
-    )
-    return {(r["tenant_id"], r["card_id"]): r["account_ref"] for r in rows}
-
-
-def _merchant_json(record: DecisionRecord) -> str:
-    m = record.merchant
-    return json.dumps({"id": m.id, "name": m.name, "mcc": m.mcc, "country": m.country, "city": m.city})
+@functools.lru_cache(maxsize=MERCHANTS_CACHED_MAX)
+def _merchant_json(m: Merchant) -> str:
+    return json.dumps(_merchant_fields(m))
 
 
 async def _insert_authorizations(
@@ -120,14 +96,15 @@ async def _insert_authorizations(
     if not records:
         return 0
     columns: list[list[object]] = [[] for _ in range(25)]
+    traces: TraceMemo = {}
     for r in records:
         voided = r.kind == KIND_VOID
         decision, reason = (t.DECLINE, t.SYSTEM_UNAVAILABLE) if voided else (r.decision, r.reason)
-        trace = rule_trace(r, cards.get((r.tenant_id, r.card_id, r.policy_version)))
+        trace = rule_trace_json(r, cards.get((r.tenant_id, r.card_id, r.policy_version)), traces)
         row = (
             r.tenant_id, r.authorization_id, r.card_id, accounts.get((r.tenant_id, r.card_id)), r.amount_minor,
-            r.currency, _merchant_json(r), r.channel, decision, reason, RESPONSE_CODES[reason], r.policy_version,
-            r.exceeded_limit, json.dumps(trace),
+            r.currency, _merchant_json(r.merchant), r.channel, decision, reason, RESPONSE_CODES[reason],
+            r.policy_version, r.exceeded_limit, trace,
             "INCREMENTED" if r.incremental_of and decision == t.APPROVE else STATUS_OF_DECISION[decision],
             r.reserved_buckets, r.fingerprint,
             r.attempt, r.actor_key_id, r.shard, r.amount_minor if decision == t.APPROVE and not r.incremental_of else 0,
@@ -206,10 +183,7 @@ async def _insert_transactions(
     return counts
 
 
-async def _insert_events(
-    conn: asyncpg.Connection, events: list[tuple[str, str, str, str, dict[str, object], object]]
-) -> dict[str, int]:
-    """events: (tenant_id, type, subject, source, payload, occurred_at)."""
+async def _insert_events(conn: asyncpg.Connection, events: list[EventRow]) -> dict[str, int]:
     if not events:
         return {}
     inserted = await conn.fetch(
@@ -217,11 +191,11 @@ async def _insert_events(
            SELECT a, b, c, d, e::jsonb, f FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[],
                                                      $6::timestamptz[]) AS x(a, b, c, d, e, f)
            ON CONFLICT (event_id) DO NOTHING RETURNING type""",
-        [event_id(tenant, kind, subject, source) for tenant, kind, subject, source, _, _ in events],
+        [event_uuid(tenant, kind, subject, source) for tenant, kind, subject, source, _, _ in events],
         [e[0] for e in events],
         [e[1] for e in events],
         [e[2] for e in events],
-        [json.dumps(e[4]) for e in events],
+        [e[4] for e in events],
         [e[5] for e in events],
     )
     counts: dict[str, int] = {}
@@ -230,23 +204,31 @@ async def _insert_events(
     return counts
 
 
-def _event_payload(record: DecisionRecord, decision: int, reason: int) -> dict[str, object]:
-    return {
-        "authorization_id": record.authorization_id,
-        "card_id": record.card_id,
-        "amount_minor": record.amount_minor,
-        "currency": record.currency,
-        "merchant": json.loads(_merchant_json(record)),
-        "decision": t.Decision.Name(decision),
-        "reason": t.Reason.Name(reason),
-        "response_code": RESPONSE_CODES[reason],
-        "policy_version": record.policy_version,
-    }
+def _event_payload(record: DecisionRecord, decision: int, reason: int, **extra: object) -> str:
+    """The payload of a decision's events, as JSON text (shared by all of them)."""
+    return json.dumps(
+        {
+            "authorization_id": record.authorization_id,
+            "card_id": record.card_id,
+            "amount_minor": record.amount_minor,
+            "currency": record.currency,
+            "merchant": _merchant_fields(record.merchant),
+            "decision": DECISION_NAMES[decision],
+            "reason": REASON_NAMES[reason],
+            "response_code": RESPONSE_CODES[reason],
+            "policy_version": record.policy_version,
+            **extra,
+        }
+    )
 
 
-async def write_batch(conn: asyncpg.Connection, records: Sequence[Record]) -> BatchResult:
+async def write_batch(
+    conn: asyncpg.Connection, records: Sequence[Record], card_facts: CardFacts | None = None
+) -> BatchResult:
     """Posts `records` (in stream order) in the caller's transaction: decisions first, then the
-    voids and reversals that follow them in their streams."""
+    voids and reversals that follow them in their streams. `card_facts` keeps what was read
+    about cards for later batches (a writer passes its own); without it they are read anew."""
+    card_facts = card_facts or CardFacts(CARD_FACTS_ONE_BATCH_MAX)
     result = BatchResult()
     reversals = [r for r in records if isinstance(r, ReversalRecord)]
     clearings = [r for r in records if isinstance(r, ClearingEntry)]
@@ -256,12 +238,12 @@ async def write_batch(conn: asyncpg.Connection, records: Sequence[Record]) -> Ba
         {(r.tenant_id, r.authorization_id): r for r in reversed(decision_records) if r.kind == KIND_DECISION}.values()
     )
     voids = [r for r in decision_records if r.kind == KIND_VOID]
-    accounts = await _account_refs(conn, records)
-    cards = await _cards_at_versions(conn, decisions)
+    accounts = await card_facts.account_refs(conn, ((r.tenant_id, r.card_id) for r in records))
+    cards = await card_facts.at_versions(conn, ((r.tenant_id, r.card_id, r.policy_version) for r in decisions))
     result.authorizations = await _insert_authorizations(conn, decisions, accounts, cards)
 
     transactions: list[Transaction] = []
-    events: list[tuple[str, str, str, str, dict[str, object], object]] = []
+    events: list[EventRow] = []
     for r in decisions:
         if r.decision == t.APPROVE:
             account_ref = accounts.get((r.tenant_id, r.card_id))
@@ -297,7 +279,7 @@ async def write_batch(conn: asyncpg.Connection, records: Sequence[Record]) -> Ba
                 r.incremental_of,
                 r.amount_minor,
             )
-            payload = {**_event_payload(r, r.decision, r.reason), "incremental_of": r.incremental_of}
+            payload = _event_payload(r, r.decision, r.reason, incremental_of=r.incremental_of)
             events.append(
                 (r.tenant_id, AUTHORIZATION_INCREMENTED, r.incremental_of, r.authorization_id, payload, r.decided_at)
             )
@@ -319,7 +301,7 @@ async def write_batch(conn: asyncpg.Connection, records: Sequence[Record]) -> Ba
                           voided_at = $6, rules = $7::jsonb, remaining_hold_minor = 0
                    WHERE tenant_id = $1 AND authorization_id = $2""",
                 r.tenant_id, r.authorization_id, t.DECLINE, t.SYSTEM_UNAVAILABLE,
-                RESPONSE_CODES[t.SYSTEM_UNAVAILABLE], r.decided_at, json.dumps(rule_trace(r, None)),
+                RESPONSE_CODES[t.SYSTEM_UNAVAILABLE], r.decided_at, rule_trace_json(r, None, {}),
             )  # fmt: skip
         if before is not None and before["decision"] == t.APPROVE and before["remaining_hold_minor"] > 0:
             account_ref = accounts[(r.tenant_id, r.card_id)]
@@ -344,7 +326,7 @@ async def _post_expiries(
     conn: asyncpg.Connection,
     expiries: Sequence[ExpiryRecord],
     accounts: dict[tuple[str, str], str],
-    events: list[tuple[str, str, str, str, dict[str, object], object]],
+    events: list[EventRow],
 ) -> dict[str, int]:
     """Each expired hold's release, posted once, and the authorization marked EXPIRED."""
     if not expiries:
@@ -385,7 +367,9 @@ async def _post_expiries(
             "released_minor": e.released_minor,
             "transaction_id": transaction.transaction_id,
         }
-        events.append((e.tenant_id, AUTHORIZATION_EXPIRED, e.authorization_id, "expiry", payload, e.expired_at))
+        events.append(
+            (e.tenant_id, AUTHORIZATION_EXPIRED, e.authorization_id, "expiry", json.dumps(payload), e.expired_at)
+        )
     return counts
 
 
@@ -415,7 +399,7 @@ async def _post_clearings(
     conn: asyncpg.Connection,
     clearings: Sequence[ClearingEntry],
     accounts: dict[tuple[str, str], str],
-    events: list[tuple[str, str, str, str, dict[str, object], object]],
+    events: list[EventRow],
 ) -> dict[str, int]:
     """Each clearing's posting (once), its evidence row, its effect on the authorization (in
     stream order, only when posted now), its review if it needs one, and its events."""
@@ -458,7 +442,7 @@ async def _post_clearings(
                        $18, $19)
                ON CONFLICT DO NOTHING""",
             c.tenant_id, c.clearing_id, c.authorization_id, c.card_id, accounts[(c.tenant_id, c.card_id)], c.kind,
-            c.is_final, c.amount_minor, c.currency, _merchant_of(c.merchant), c.outcome, c.from_hold_minor,
+            c.is_final, c.amount_minor, c.currency, _merchant_json(c.merchant), c.outcome, c.from_hold_minor,
             c.from_balance_minor, c.released_minor, c.delta_minor, review_id, c.actor_key_id, c.cleared_at,
             c.fingerprint,
         )  # fmt: skip
@@ -488,12 +472,13 @@ async def _post_clearings(
             "review_id": review_id,
         }
         subject = c.authorization_id or c.clearing_id
+        text = json.dumps(payload)
         if c.kind == REFUND:
-            events.append((c.tenant_id, REFUND_POSTED, subject, c.clearing_id, payload, c.cleared_at))
+            events.append((c.tenant_id, REFUND_POSTED, subject, c.clearing_id, text, c.cleared_at))
         else:
-            events.append((c.tenant_id, CLEARING_POSTED, subject, c.clearing_id, payload, c.cleared_at))
+            events.append((c.tenant_id, CLEARING_POSTED, subject, c.clearing_id, text, c.cleared_at))
             if c.outcome == 2:
-                events.append((c.tenant_id, CLEARING_MISMATCH, subject, c.clearing_id, payload, c.cleared_at))
+                events.append((c.tenant_id, CLEARING_MISMATCH, subject, c.clearing_id, text, c.cleared_at))
         if review_id is not None:
             kind = REVIEW_KIND_OF_OUTCOME[c.outcome]
             await conn.execute(
@@ -504,20 +489,16 @@ async def _post_clearings(
                 c.currency, c.delta_minor, f"{kind.lower().replace('_', ' ')}: ledger transaction "
                 f"{transaction.transaction_id}, delta {c.delta_minor}", c.cleared_at,
             )  # fmt: skip
-            review_payload = {**payload, "kind": kind}
+            review_payload = json.dumps({**payload, "kind": kind})
             events.append((c.tenant_id, REVIEW_OPENED, review_id, "opened", review_payload, c.cleared_at))
     return counts
-
-
-def _merchant_of(m: object) -> str:
-    return json.dumps({k: getattr(m, k) for k in ("id", "name", "mcc", "country", "city")})
 
 
 async def _post_reversals(
     conn: asyncpg.Connection,
     reversals: Sequence[ReversalRecord],
     accounts: dict[tuple[str, str], str],
-    events: list[tuple[str, str, str, str, dict[str, object], object]],
+    events: list[EventRow],
 ) -> dict[str, int]:
     """Each reversal's release (posted once), and its effect on the authorization, applied
     once: only when its transaction is inserted now, in stream order."""
@@ -563,5 +544,7 @@ async def _post_reversals(
             "remaining_hold_minor": r.remaining_hold_minor,
             "currency": r.currency,
         }
-        events.append((r.tenant_id, AUTHORIZATION_REVERSED, r.authorization_id, r.reversal_id, payload, r.reversed_at))
+        events.append(
+            (r.tenant_id, AUTHORIZATION_REVERSED, r.authorization_id, r.reversal_id, json.dumps(payload), r.reversed_at)
+        )
     return counts

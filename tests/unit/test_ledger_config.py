@@ -35,3 +35,9 @@ def test_lanes_are_read() -> None:
 def test_lanes_out_of_bounds_are_refused(env: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         LedgerSettings.from_env(env)
+
+
+def test_card_cache_bound_is_read_and_checked() -> None:
+    assert LedgerSettings.from_env({"LEDGER_CARD_CACHE_MAX": "10"}).card_cache_max == 10
+    with pytest.raises(ConfigError, match="LEDGER_CARD_CACHE_MAX=0 is outside"):
+        LedgerSettings.from_env({"LEDGER_CARD_CACHE_MAX": "0"})
