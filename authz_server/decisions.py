@@ -50,8 +50,8 @@ DEADLINE_MARGIN_S = 0.002  # answer this long before the caller's deadline, to b
 
 
 ScriptArg = bytes | str | int
-# json.dumps with options builds an encoder per call; the decision record is made on every call.
-_PAYLOAD_ENCODER = json.JSONEncoder(separators=(",", ":"))
+# A JSON string literal, exactly as json.dumps writes one (ensure_ascii).
+_json_string = json.encoder.encode_basestring_ascii
 
 
 class PolicyChurn(Exception):
@@ -438,8 +438,34 @@ def decision_payload(
     """The versioned decision record the ledger writer reads (the static facts of a request),
     serialized canonically: the rebuild reproduces it byte for byte from Postgres."""
     merchant_id, name, mcc, country, city = merchant
+    q = _json_string
+    return (
+        f'{{"schema":{DECISION_RECORD_SCHEMA},"tenant_id":{q(tenant_id)},"authorization_id":{q(authorization_id)},'
+        f'"card_id":{q(card_id)},"amount_minor":{int(amount_minor)},"currency":{q(currency)},'
+        f'"merchant":{{"id":{q(merchant_id)},"name":{q(name)},"mcc":{q(mcc)},"country":{q(country)},'
+        f'"city":{q(city)}}},"channel":{int(channel)},"actor_key_id":{q(actor_key_id)},"shard":{int(shard)}'
+        + (',"advice":true}' if advice else "}")
+    )
+
+
+def decision_payload_reference(
+    tenant_id: str,
+    authorization_id: str,
+    card_id: str,
+    amount_minor: int,
+    currency: str,
+    merchant: tuple[str, str, str, str, str],
+    channel: int,
+    actor_key_id: str,
+    shard: int,
+    advice: bool = False,
+) -> str:
+    """decision_payload by the json module: the definition it must match byte for byte
+    (tests/unit/test_decision_payload.py). The hot path writes the text directly, a few
+    microseconds less per call than building and encoding a dict."""
+    merchant_id, name, mcc, country, city = merchant
     extra: dict[str, object] = {"advice": True} if advice else {}
-    return _PAYLOAD_ENCODER.encode(
+    return json.dumps(
         {
             "schema": DECISION_RECORD_SCHEMA,
             "tenant_id": tenant_id,
@@ -452,7 +478,8 @@ def decision_payload(
             "actor_key_id": actor_key_id,
             "shard": shard,
             **extra,
-        }
+        },
+        separators=(",", ":"),
     )
 
 

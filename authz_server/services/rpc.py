@@ -60,6 +60,7 @@ class InFlight:
             self.idle.set()
 
     def sync_metrics(self) -> None:
+        metrics.TALLY.flush()
         metrics.IN_FLIGHT.set(self.count)
         completed = self.completed
         if completed > self._completed_synced:
@@ -108,7 +109,7 @@ def rpc(
                 child = handled.get(code)
                 if child is None:
                     child = handled[code] = metrics.RPCS.labels(short, code.name)
-                child.inc()
+                metrics.TALLY.inc(child)
                 shared.in_flight.leave()
             await context.abort(code, message)
             raise AssertionError("unreachable: context.abort raises")

@@ -54,7 +54,11 @@ def test_metrics_after_a_few_calls(server_process: ServerProcess) -> None:
         api.authz.Authorize(request, metadata=bearer(tenant.processor))
     finally:
         api.close()
-    text = metrics_text(server_process.metrics_port)
+    # The hot path's counts reach Prometheus within metrics.SYNC_INTERVAL_S.
+    give_up = time.monotonic() + 10
+    while sample(text := metrics_text(server_process.metrics_port), "zentra_authz_decision_duration_seconds_count") < 6:
+        assert time.monotonic() < give_up, "Authorize's metrics never arrived"
+        time.sleep(0.1)
     assert sample(text, "zentra_authz_decisions_total", decision="APPROVE", reason="APPROVED") == 5
     assert sample(text, "zentra_authz_decisions_total", decision="DECLINE", reason="MCC_NOT_ALLOWED") == 1
     assert sample(text, "zentra_authz_replays_total") == 1

@@ -76,12 +76,12 @@ def test_two_workers_share_the_port_and_the_metrics(backing: Backing, tmp_path: 
                 request = Api.authorize_request(card.card_id, 10)
                 assert stub.Authorize(request, metadata=bearer(tenant.processor), timeout=10).decision == t.APPROVE
                 calls += 1
-        # Calls per worker reach Prometheus within metrics.SYNC_INTERVAL_S; every RPC at once.
-        handled = sum(samples(metrics_port, "zentra_grpc_server_handled_total").values())
-        assert handled >= calls
+        # What the calls counted reaches Prometheus within metrics.SYNC_INTERVAL_S.
         give_up = time.monotonic() + 10
-        while sum((per_worker := samples(metrics_port, "zentra_grpc_server_worker_handled_total")).values()) < handled:
-            assert time.monotonic() < give_up, f"calls per worker never added up to {handled}: {per_worker}"
+        while (handled := sum(samples(metrics_port, "zentra_grpc_server_handled_total").values())) < calls + 5 or sum(
+            (per_worker := samples(metrics_port, "zentra_grpc_server_worker_handled_total")).values()
+        ) < handled:
+            assert time.monotonic() < give_up, f"calls never added up: {handled} handled, per worker {per_worker}"
             time.sleep(0.1)
         assert len(per_worker) == 2 and all(v > 0 for v in per_worker.values()), (
             f"both workers take calls: {per_worker}"
