@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import sys
@@ -26,6 +27,10 @@ from ledger_writer.config import LedgerSettings
 from ledger_writer.consumer import LedgerWriter
 
 log = logging.getLogger("ledger_writer")
+# Container objects allocated between young-generation collections (Python's default: 700). A
+# batch of 1,000 records allocates tens of thousands (records, rows, payloads, arrays): with
+# the default the collector ran hundreds of times per drain, about a tenth of the writer's CPU.
+GC_GEN0_THRESHOLD = 20_000
 
 
 async def run_sweeper(redis: aioredis.Redis, writer: LedgerWriter, settings: LedgerSettings) -> None:
@@ -67,6 +72,10 @@ async def serve(settings: LedgerSettings) -> None:
         len(writer.streams),
         len(writer.lanes),
     )
+    # Everything allocated so far (modules, pools, caches) lives as long as the process: keep
+    # the collector off it, and collect the young generation less often.
+    gc.freeze()
+    gc.set_threshold(GC_GEN0_THRESHOLD, 20, 20)
     lag = asyncio.create_task(writer.run_lag_gauges())
     sweeper = asyncio.create_task(run_sweeper(redis, writer, settings))
     try:
