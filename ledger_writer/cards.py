@@ -82,6 +82,21 @@ class CardFacts:
             found.update(fresh)
         return found
 
+    def known(
+        self, card_keys: Iterable[CardKey], version_keys: Iterable[VersionKey]
+    ) -> tuple[dict[CardKey, str], dict[VersionKey, CardAtVersion]] | None:
+        """What `account_refs` and `at_versions` would return, if every key is already in
+        memory (no Postgres needed); None if any is not."""
+        accounts = self._accounts
+        versions = self._versions
+        try:
+            return (
+                {key: accounts[key] for key in card_keys},
+                {key: versions[key] for key in version_keys if key[2] > 0},
+            )
+        except KeyError:
+            return None
+
     def _remember(self, known: dict[_K, _V], fresh: dict[_K, _V]) -> None:
         if len(known) + len(fresh) > self.entries_max:
             known.clear()

@@ -37,7 +37,7 @@ from ledger_writer import metrics
 from ledger_writer.cards import CardFacts
 from ledger_writer.config import LedgerSettings
 from ledger_writer.records import Record, RecordError, parse_entry
-from ledger_writer.store import BatchResult, write_batch
+from ledger_writer.store import BatchResult, PreparedBatch, card_keys, prepare_batch, write_batch, write_prepared
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,17 @@ class Entry:
     stream: str
     entry_id: bytes
     fields: dict[bytes, bytes] | None  # None: deleted while pending
+
+
+@dataclass(frozen=True, slots=True)
+class Parsed:
+    """A batch as read, its records parsed: what goes to Postgres and what is poison, and the
+    records already turned into rows if everything they need about cards was known."""
+
+    batch: list[Entry]
+    records: list[tuple[Entry, Record]]
+    poison: list[tuple[Entry, str]]
+    prepared: PreparedBatch | None = None
 
 
 def dead_letter_stream(keyspace: Keyspace) -> str:
@@ -99,13 +110,35 @@ class LedgerWriter:
                 break
             await self.post(pending, stop)
         next_claim = 0.0
-        while not stop.is_set():
+
+        async def read_next() -> Parsed | None:
+            nonlocal next_claim
             batch = await self._with_retry(lambda: self._read_batch(streams), stop, "redis") or []
             if time.monotonic() >= next_claim:
                 batch += await self._with_retry(lambda: self._claim_idle(streams), stop, "redis") or []
                 next_claim = time.monotonic() + self.settings.claim_idle_ms / 2000
-            if batch:
-                await self.post(batch, stop)
+            return self._prepare(self._parse(batch)) if batch else None
+
+        # The next batch is read and parsed while this one is written (its Redis and Python work
+        # overlaps this one's wait for Postgres). Reading ahead acknowledges nothing: an entry
+        # leaves its stream only after its own batch committed, and batches are still posted one
+        # after another, in stream order.
+        ahead: asyncio.Task[Parsed | None] | None = None
+        try:
+            while not stop.is_set():
+                parsed = await (ahead or read_next())
+                ahead = None
+                if parsed is None:
+                    continue
+                if not stop.is_set():
+                    ahead = asyncio.create_task(read_next())
+                await self._post(parsed, stop)
+        except BaseException:
+            if ahead is not None:
+                ahead.cancel()
+            raise
+        if ahead is not None:
+            await ahead  # stopping: what it read stays pending, for the next start
 
     async def drain(self) -> int:
         """Posts every entry available now (pending ones first), then returns how many it took.
@@ -193,6 +226,10 @@ class LedgerWriter:
     async def post(self, batch: list[Entry], stop: asyncio.Event) -> None:
         """Posts one batch: dead-letters what cannot be parsed, commits the rest (retrying while
         a dependency is down), then acknowledges and deletes every entry of the batch."""
+        await self._post(self._prepare(self._parse(batch)), stop)
+
+    @staticmethod
+    def _parse(batch: list[Entry]) -> Parsed:
         records: list[tuple[Entry, Record]] = []
         poison: list[tuple[Entry, str]] = []
         for entry in batch:
@@ -202,20 +239,42 @@ class LedgerWriter:
                 records.append((entry, parse_entry(entry.fields)))
             except RecordError as error:
                 poison.append((entry, f"unparseable: {error}"))
-        if records:
-            refused = await self._with_retry(lambda: self._commit(records), stop, "postgres")
+        return Parsed(batch, records, poison)
+
+    def _prepare(self, parsed: Parsed) -> Parsed:
+        """The batch with its rows built now (off the critical path, while the previous batch is
+        written) when the cards it names are all in memory; otherwise as it is, to be prepared
+        in its transaction after reading them."""
+        records = [record for _, record in parsed.records]
+        account_keys, version_keys = card_keys(records)
+        known = self.card_facts.known(account_keys, version_keys)
+        if known is None:
+            return parsed
+        try:
+            prepared = prepare_batch(records, *known)
+        except AssertionError:
+            return parsed  # an invariant broken: let it fail where a batch is written, as always
+        return Parsed(parsed.batch, parsed.records, parsed.poison, prepared)
+
+    async def _post(self, parsed: Parsed, stop: asyncio.Event) -> None:
+        poison = parsed.poison
+        if parsed.records:
+            refused = await self._with_retry(lambda: self._commit(parsed.records, parsed.prepared), stop, "postgres")
             if refused is None:
                 return  # stopping while a dependency is down: leave the batch pending
-            poison += refused
+            poison = poison + refused
         if poison:
             await self._with_retry(lambda: self._dead_letter(poison), stop, "redis")
-        await self._with_retry(lambda: self._ack(batch), stop, "redis")
+        await self._with_retry(lambda: self._ack(parsed.batch), stop, "redis")
 
-    async def _commit(self, records: list[tuple[Entry, Record]]) -> list[tuple[Entry, str]]:
-        """Writes the batch in one transaction. If the database refuses it (not a connection
-        problem), writes the records one by one and returns those it refused, with why."""
+    async def _commit(
+        self, records: list[tuple[Entry, Record]], prepared: PreparedBatch | None = None
+    ) -> list[tuple[Entry, str]]:
+        """Writes the batch (from its prepared rows if given) in one transaction. If the database
+        refuses it (not a connection problem), writes the records one by one and returns those
+        it refused, with why."""
         try:
-            await self._write([r for _, r in records])
+            await self._write([r for _, r in records], prepared)
             return []
         except DEPENDENCY_ERRORS:
             raise
@@ -231,10 +290,12 @@ class LedgerWriter:
                 refused.append((entry, f"refused by the ledger: {type(error).__name__}: {error}"))
         return refused
 
-    async def _write(self, records: list[Record]) -> None:
+    async def _write(self, records: list[Record], prepared: PreparedBatch | None = None) -> None:
         started = time.perf_counter()
         async with self.pool.acquire() as conn, conn.transaction():
-            result: BatchResult = await write_batch(conn, records, self.card_facts)
+            result: BatchResult = await (
+                write_prepared(conn, prepared) if prepared else write_batch(conn, records, self.card_facts)
+            )
         metrics.COMMIT_SECONDS.observe(time.perf_counter() - started)
         metrics.BATCH_SIZE.observe(len(records))
         metrics.AUTHORIZATIONS.inc(result.authorizations)

@@ -1,7 +1,12 @@
 """Writes a batch of decision records to Postgres in one transaction: authorization records
 with their rule trace, ledger transactions and entries, and events. Every insert is
 `ON CONFLICT DO NOTHING` on a key derived from the record's source, so writing the same
-batch any number of times leaves the same ledger."""
+batch any number of times leaves the same ledger.
+
+Two steps: `prepare_batch` turns the batch's decisions into rows (pure Python, given what is
+known about the cards), and `write_prepared` writes them, then posts the records whose
+effect depends on what Postgres holds (voids, reversals, clearings, expiries). The writer
+prepares the next batch while the previous one is being written; `write_batch` does both."""
 
 from __future__ import annotations
 
@@ -87,21 +92,19 @@ def _merchant_json(m: Merchant) -> str:
     return json.dumps(_merchant_fields(m))
 
 
-async def _insert_authorizations(
-    conn: asyncpg.Connection,
+def _authorization_rows(
     records: Sequence[DecisionRecord],
     accounts: dict[tuple[str, str], str],
     cards: dict[tuple[str, str, int], CardAtVersion],
-) -> int:
-    if not records:
-        return 0
-    columns: list[list[object]] = [[] for _ in range(25)]
+) -> list[tuple[object, ...]]:
+    """One row per record, in the column order of `_insert_authorizations`."""
+    rows: list[tuple[object, ...]] = []
     traces: TraceMemo = {}
     for r in records:
         voided = r.kind == KIND_VOID
         decision, reason = (t.DECLINE, t.SYSTEM_UNAVAILABLE) if voided else (r.decision, r.reason)
         trace = rule_trace_json(r, cards.get((r.tenant_id, r.card_id, r.policy_version)), traces)
-        row = (
+        rows.append((
             r.tenant_id, r.authorization_id, r.card_id, accounts.get((r.tenant_id, r.card_id)), r.amount_minor,
             r.currency, _merchant_json(r.merchant), r.channel, decision, reason, RESPONSE_CODES[reason],
             r.policy_version, r.exceeded_limit, trace,
@@ -109,74 +112,74 @@ async def _insert_authorizations(
             r.reserved_buckets, r.fingerprint,
             r.attempt, r.actor_key_id, r.shard, r.amount_minor if decision == t.APPROVE and not r.incremental_of else 0,
             r.hold_expires_at if decision == t.APPROVE and not r.incremental_of else None,
-            r.override_review_id or None, r.advice, r.incremental_of or None,
-        )  # fmt: skip
-        for column, value in zip(columns, row, strict=True):
-            column.append(value)
-    decided_at = [r.decided_at for r in records]
-    voided_at = [r.decided_at if r.kind == KIND_VOID else None for r in records]
-    inserted = await conn.fetch(
-        """INSERT INTO authorizations (tenant_id, authorization_id, card_id, account_ref, amount_minor, currency,
-               merchant, channel, decision, reason, response_code, policy_version, exceeded_limit, rules, status,
-               reserved_buckets, fingerprint, attempt, actor_key_id, shard, remaining_hold_minor, hold_expires_at,
-               override_review_id, advice, incremental_of, decided_at, voided_at)
-           SELECT a, b, c, d, e, f, g::jsonb, h, i, j, k, l, m, n::jsonb, o, p, q, r, s, u, y, z, zz, ad, inc, v, w
-           FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::text[],
-                       $8::smallint[], $9::smallint[], $10::smallint[], $11::text[], $12::bigint[], $13::text[],
-                       $14::text[], $15::text[], $16::text[], $17::bytea[], $18::text[], $19::text[],
-                       $20::integer[], $21::bigint[], $22::timestamptz[], $23::text[], $24::boolean[],
-                       $25::text[], $26::timestamptz[], $27::timestamptz[])
-                AS x(a, b, c, d, e, f, g, h, i, j, k, l, m, n, o, p, q, r, s, u, y, z, zz, ad, inc, v, w)
-           ON CONFLICT (tenant_id, authorization_id) DO NOTHING
-           RETURNING authorization_id""",
-        *columns,
-        decided_at,
-        voided_at,
+            r.override_review_id or None, r.advice, r.incremental_of or None, r.decided_at,
+            r.decided_at if voided else None,
+        ))  # fmt: skip
+    return rows
+
+
+async def _insert_authorizations(conn: asyncpg.Connection, rows: Sequence[tuple[object, ...]]) -> int:
+    """Inserts the rows (from `_authorization_rows`) not yet recorded; returns how many."""
+    if not rows:
+        return 0
+    inserted = await conn.fetchval(
+        """WITH inserted AS (
+               INSERT INTO authorizations (tenant_id, authorization_id, card_id, account_ref, amount_minor,
+                   currency, merchant, channel, decision, reason, response_code, policy_version, exceeded_limit,
+                   rules, status, reserved_buckets, fingerprint, attempt, actor_key_id, shard, remaining_hold_minor,
+                   hold_expires_at, override_review_id, advice, incremental_of, decided_at, voided_at)
+               SELECT a, b, c, d, e, f, g::jsonb, h, i, j, k, l, m, n::jsonb, o, p, q, r, s, u, y, z, zz, ad, inc, v, w
+               FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::text[],
+                           $8::smallint[], $9::smallint[], $10::smallint[], $11::text[], $12::bigint[], $13::text[],
+                           $14::text[], $15::text[], $16::text[], $17::bytea[], $18::text[], $19::text[],
+                           $20::integer[], $21::bigint[], $22::timestamptz[], $23::text[], $24::boolean[],
+                           $25::text[], $26::timestamptz[], $27::timestamptz[])
+                    AS x(a, b, c, d, e, f, g, h, i, j, k, l, m, n, o, p, q, r, s, u, y, z, zz, ad, inc, v, w)
+               ON CONFLICT (tenant_id, authorization_id) DO NOTHING
+               RETURNING 1)
+           SELECT count(*) FROM inserted""",
+        *zip(*rows, strict=True),
     )
-    return len(inserted)
+    return int(inserted)
 
 
 async def _insert_transactions(
     conn: asyncpg.Connection, transactions: Sequence[Transaction], fresh_ids: set[tuple[str, str]] | None = None
 ) -> dict[str, int]:
     """Inserts the transactions not yet posted (and their entries); returns counts by kind and
-    adds the (tenant, transaction id) of those inserted now to `fresh_ids`."""
+    adds the (tenant, transaction id) of those inserted now to `fresh_ids`. One statement: the
+    entries of exactly the transactions inserted now (RETURNING) go in with them."""
     if not transactions:
         return {}
+    entries = [
+        (x.tenant_id, x.transaction_id, line, e.account, e.account_ref, e.direction, e.amount_minor, e.currency)
+        for x in transactions
+        for line, e in enumerate(x.entries, start=1)
+    ]
     inserted = await conn.fetch(
-        """INSERT INTO ledger_transactions (tenant_id, transaction_id, kind, source_id, authorization_id)
-           SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])
-           ON CONFLICT DO NOTHING RETURNING tenant_id, transaction_id, kind""",
+        """WITH fresh AS (
+               INSERT INTO ledger_transactions (tenant_id, transaction_id, kind, source_id, authorization_id)
+               SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])
+               ON CONFLICT DO NOTHING RETURNING tenant_id, transaction_id, kind),
+           entries AS (
+               INSERT INTO ledger_entries (tenant_id, transaction_id, line, account, account_ref, direction,
+                   amount_minor, currency)
+               SELECT e.tenant_id, e.transaction_id, e.line, e.account, e.account_ref, e.direction, e.amount_minor,
+                      e.currency
+               FROM unnest($6::text[], $7::text[], $8::smallint[], $9::text[], $10::text[], $11::smallint[],
+                           $12::bigint[], $13::text[])
+                    AS e(tenant_id, transaction_id, line, account, account_ref, direction, amount_minor, currency)
+               JOIN fresh USING (tenant_id, transaction_id))
+           SELECT tenant_id, transaction_id, kind FROM fresh""",
         [x.tenant_id for x in transactions],
         [x.transaction_id for x in transactions],
         [x.kind for x in transactions],
         [x.source_id for x in transactions],
         [x.authorization_id for x in transactions],
+        *zip(*entries, strict=True),
     )
-    fresh = {(r["tenant_id"], r["transaction_id"]) for r in inserted}
     if fresh_ids is not None:
-        fresh_ids.update(fresh)
-    entries = [
-        (x.tenant_id, x.transaction_id, line, e)
-        for x in transactions
-        if (x.tenant_id, x.transaction_id) in fresh
-        for line, e in enumerate(x.entries, start=1)
-    ]
-    if entries:
-        await conn.execute(
-            """INSERT INTO ledger_entries (tenant_id, transaction_id, line, account, account_ref, direction,
-                   amount_minor, currency)
-               SELECT * FROM unnest($1::text[], $2::text[], $3::smallint[], $4::text[], $5::text[], $6::smallint[],
-                                    $7::bigint[], $8::text[])""",
-            [x[0] for x in entries],
-            [x[1] for x in entries],
-            [x[2] for x in entries],
-            [x[3].account for x in entries],
-            [x[3].account_ref for x in entries],
-            [x[3].direction for x in entries],
-            [x[3].amount_minor for x in entries],
-            [x[3].currency for x in entries],
-        )
+        fresh_ids.update((r["tenant_id"], r["transaction_id"]) for r in inserted)
     counts: dict[str, int] = {}
     for r in inserted:
         counts[r["kind"]] = counts.get(r["kind"], 0) + 1
@@ -187,10 +190,12 @@ async def _insert_events(conn: asyncpg.Connection, events: list[EventRow]) -> di
     if not events:
         return {}
     inserted = await conn.fetch(
-        """INSERT INTO events (event_id, tenant_id, type, subject, payload, occurred_at)
-           SELECT a, b, c, d, e::jsonb, f FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[],
-                                                     $6::timestamptz[]) AS x(a, b, c, d, e, f)
-           ON CONFLICT (event_id) DO NOTHING RETURNING type""",
+        """WITH inserted AS (
+               INSERT INTO events (event_id, tenant_id, type, subject, payload, occurred_at)
+               SELECT a, b, c, d, e::jsonb, f FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[],
+                                                         $5::text[], $6::timestamptz[]) AS x(a, b, c, d, e, f)
+               ON CONFLICT (event_id) DO NOTHING RETURNING type)
+           SELECT type, count(*) AS n FROM inserted GROUP BY type""",
         [event_uuid(tenant, kind, subject, source) for tenant, kind, subject, source, _, _ in events],
         [e[0] for e in events],
         [e[1] for e in events],
@@ -198,10 +203,7 @@ async def _insert_events(conn: asyncpg.Connection, events: list[EventRow]) -> di
         [e[4] for e in events],
         [e[5] for e in events],
     )
-    counts: dict[str, int] = {}
-    for r in inserted:
-        counts[r["type"]] = counts.get(r["type"], 0) + 1
-    return counts
+    return {r["type"]: int(r["n"]) for r in inserted}
 
 
 def _event_payload(record: DecisionRecord, decision: int, reason: int, **extra: object) -> str:
@@ -222,33 +224,53 @@ def _event_payload(record: DecisionRecord, decision: int, reason: int, **extra: 
     )
 
 
-async def write_batch(
-    conn: asyncpg.Connection, records: Sequence[Record], card_facts: CardFacts | None = None
-) -> BatchResult:
-    """Posts `records` (in stream order) in the caller's transaction: decisions first, then the
-    voids and reversals that follow them in their streams. `card_facts` keeps what was read
-    about cards for later batches (a writer passes its own); without it they are read anew."""
-    card_facts = card_facts or CardFacts(CARD_FACTS_ONE_BATCH_MAX)
-    result = BatchResult()
-    reversals = [r for r in records if isinstance(r, ReversalRecord)]
-    clearings = [r for r in records if isinstance(r, ClearingEntry)]
-    expiries = [r for r in records if isinstance(r, ExpiryRecord)]
+@dataclass(frozen=True)
+class PreparedBatch:
+    """A batch with its decisions already turned into rows: authorization records, holds and
+    events. Writing it changes none of it, so a batch retried after a lost connection is
+    written from the same rows."""
+
+    accounts: dict[tuple[str, str], str]
+    decisions: list[DecisionRecord]  # one per (tenant, authorization id): the last in stream order
+    voids: list[DecisionRecord]
+    reversals: list[ReversalRecord]
+    clearings: list[ClearingEntry]
+    expiries: list[ExpiryRecord]
+    authorization_rows: list[tuple[object, ...]]
+    holds: list[Transaction]
+    events: list[EventRow]  # the decisions' events, in stream order
+
+
+def card_keys(records: Sequence[Record]) -> tuple[set[tuple[str, str]], set[tuple[str, str, int]]]:
+    """What `prepare_batch` needs to know about cards: the account of every card the records
+    name, and each decision's card at its policy version."""
+    accounts = {(r.tenant_id, r.card_id) for r in records}
+    versions = {
+        (r.tenant_id, r.card_id, r.policy_version)
+        for r in records
+        if isinstance(r, DecisionRecord) and r.kind == KIND_DECISION and r.policy_version > 0
+    }
+    return accounts, versions
+
+
+def prepare_batch(
+    records: Sequence[Record],
+    accounts: dict[tuple[str, str], str],
+    cards: dict[tuple[str, str, int], CardAtVersion],
+) -> PreparedBatch:
+    """The batch's decisions as rows, given the accounts and cards `card_keys` names (a card
+    missing from them does not exist). Pure: reads nothing, writes nothing."""
     decision_records = [r for r in records if isinstance(r, DecisionRecord)]
     decisions = list(
         {(r.tenant_id, r.authorization_id): r for r in reversed(decision_records) if r.kind == KIND_DECISION}.values()
     )
-    voids = [r for r in decision_records if r.kind == KIND_VOID]
-    accounts = await card_facts.account_refs(conn, ((r.tenant_id, r.card_id) for r in records))
-    cards = await card_facts.at_versions(conn, ((r.tenant_id, r.card_id, r.policy_version) for r in decisions))
-    result.authorizations = await _insert_authorizations(conn, decisions, accounts, cards)
-
-    transactions: list[Transaction] = []
+    holds: list[Transaction] = []
     events: list[EventRow] = []
     for r in decisions:
         if r.decision == t.APPROVE:
             account_ref = accounts.get((r.tenant_id, r.card_id))
             assert account_ref is not None, f"approval {r.authorization_id} of unknown card {r.card_id}"
-            transactions.append(
+            holds.append(
                 posting_for_approval(
                     r.tenant_id, r.authorization_id, account_ref, r.amount_minor, r.currency, r.incremental_of
                 )
@@ -258,18 +280,44 @@ async def write_batch(
         if r.advice:
             events.append((r.tenant_id, AUTHORIZATION_ADVICE, r.authorization_id, "advice", payload, r.decided_at))
         events.append(
-            (
-                r.tenant_id,
-                EVENT_OF_DECISION[r.decision],
-                r.authorization_id,
-                "decision",
-                payload,
-                r.decided_at,
-            )
+            (r.tenant_id, EVENT_OF_DECISION[r.decision], r.authorization_id, "decision", payload, r.decided_at)
         )
+    return PreparedBatch(
+        accounts=accounts,
+        decisions=decisions,
+        voids=[r for r in decision_records if r.kind == KIND_VOID],
+        reversals=[r for r in records if isinstance(r, ReversalRecord)],
+        clearings=[r for r in records if isinstance(r, ClearingEntry)],
+        expiries=[r for r in records if isinstance(r, ExpiryRecord)],
+        authorization_rows=_authorization_rows(decisions, accounts, cards),
+        holds=holds,
+        events=events,
+    )
+
+
+async def write_batch(
+    conn: asyncpg.Connection, records: Sequence[Record], card_facts: CardFacts | None = None
+) -> BatchResult:
+    """Posts `records` (in stream order) in the caller's transaction: decisions first, then the
+    voids and reversals that follow them in their streams. `card_facts` keeps what was read
+    about cards for later batches (a writer passes its own); without it they are read anew."""
+    card_facts = card_facts or CardFacts(CARD_FACTS_ONE_BATCH_MAX)
+    account_keys, version_keys = card_keys(records)
+    accounts = await card_facts.account_refs(conn, account_keys)
+    cards = await card_facts.at_versions(conn, version_keys)
+    return await write_prepared(conn, prepare_batch(records, accounts, cards))
+
+
+async def write_prepared(conn: asyncpg.Connection, batch: PreparedBatch) -> BatchResult:
+    """Writes a prepared batch in the caller's transaction: the decisions' rows, then what
+    follows them in their streams (increments, voids, reversals, clearings, expiries)."""
+    result = BatchResult()
+    accounts = batch.accounts
+    result.authorizations = await _insert_authorizations(conn, batch.authorization_rows)
+    events = list(batch.events)
     fresh_holds: set[tuple[str, str]] = set()
-    result.postings = await _insert_transactions(conn, transactions, fresh_holds)
-    for r in decisions:
+    result.postings = await _insert_transactions(conn, batch.holds, fresh_holds)
+    for r in batch.decisions:
         if r.incremental_of and r.decision == t.APPROVE and (r.tenant_id, f"hold:{r.authorization_id}") in fresh_holds:
             await conn.execute(
                 """UPDATE authorizations SET incremented_minor = incremented_minor + $3::bigint,
@@ -285,7 +333,7 @@ async def write_batch(
             )
 
     release: list[Transaction] = []
-    for r in voids:
+    for r in batch.voids:
         before = await conn.fetchrow(
             """SELECT decision, voided_at, remaining_hold_minor FROM authorizations
                WHERE tenant_id = $1 AND authorization_id = $2 FOR UPDATE""",
@@ -294,7 +342,7 @@ async def write_batch(
         )
         if before is None:
             # The decision entry never reached us (dead-lettered): record the fail-closed answer alone.
-            result.authorizations += await _insert_authorizations(conn, [r], accounts, {})
+            result.authorizations += await _insert_authorizations(conn, _authorization_rows([r], accounts, {}))
         elif before["voided_at"] is None:
             await conn.execute(
                 """UPDATE authorizations SET decision = $3, reason = $4, response_code = $5, status = 'DECLINED',
@@ -311,13 +359,13 @@ async def write_batch(
         events.append((r.tenant_id, AUTHORIZATION_VOIDED, r.authorization_id, "void", payload, r.decided_at))
     for kind, count in (await _insert_transactions(conn, release)).items():
         result.postings[kind] = result.postings.get(kind, 0) + count
-    for kind, count in (await _post_reversals(conn, reversals, accounts, events)).items():
+    for kind, count in (await _post_reversals(conn, batch.reversals, accounts, events)).items():
         result.postings[kind] = result.postings.get(kind, 0) + count
-    for kind, count in (await _post_clearings(conn, clearings, accounts, events)).items():
+    for kind, count in (await _post_clearings(conn, batch.clearings, accounts, events)).items():
         result.postings[kind] = result.postings.get(kind, 0) + count
-    for kind, count in (await _post_expiries(conn, expiries, accounts, events)).items():
+    for kind, count in (await _post_expiries(conn, batch.expiries, accounts, events)).items():
         result.postings[kind] = result.postings.get(kind, 0) + count
-    await _open_authorization_reviews(conn, decisions)
+    await _open_authorization_reviews(conn, batch.decisions)
     result.events = await _insert_events(conn, events)
     return result
 

@@ -1,7 +1,8 @@
 """What the ledger writer remembers about cards between batches (ledger_writer/cards.py): the
 same answers Postgres gives, a card or policy version that was missing is read again rather
 than remembered as missing, later policy versions never change what an earlier version was,
-and the memory stays within its bound."""
+what is known can be answered without Postgres (a batch is then prepared ahead), and the
+memory stays within its bound."""
 
 from __future__ import annotations
 
@@ -45,6 +46,12 @@ def test_cards_are_read_once_and_missing_ones_again(api: Api, tenant: TenantKeys
     assert versions[(*key, 1)].controls.blocked_mccs == frozenset({"7995"}), "version 1 stays what it was"
     assert versions[(*key, 2)].controls.blocked_mccs == frozenset({"5812"}), "version 2, missing before, is read"
     assert (*key, 0) not in versions, "version 0 (no card) is never looked up"
+
+    known = facts.known([key, later_key], [(*key, 1), (*key, 2), (*key, 0)])
+    assert known is not None, "everything read is known without Postgres"
+    assert known[0] == accounts and set(known[1]) == {(*key, 1), (*key, 2)}
+    assert facts.known([(tenant.tenant_id, "card_not_yet")], []) is None, "an unknown card needs Postgres"
+    assert facts.known([key], [(*key, 3)]) is None, "so does an unknown version"
 
 
 def test_memory_stays_within_its_bound(api: Api, tenant: TenantKeys, ledger: Ledger) -> None:
