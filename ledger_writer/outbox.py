@@ -14,8 +14,9 @@ from datetime import datetime
 # The namespace is event_id's own (one definition of how event ids are derived).
 from authz_server.events import _NAMESPACE
 
-# (tenant_id, type, subject, source, payload as JSON text, occurred_at). The payload is text
-# because a decision's payload is shared by several of its events: it is serialized once.
+# (event_id, tenant_id, type, subject, payload as JSON text, occurred_at): the columns of
+# `events` the writer fills. The payload is text because a decision's payload is shared by
+# several of its events: it is serialized once.
 EventRow = tuple[str, str, str, str, str, datetime]
 
 _NAMESPACE_BYTES = _NAMESPACE.bytes
@@ -30,3 +31,10 @@ def event_uuid(tenant_id: str, event_type: str, subject: str, source: str) -> st
     digest[8] = (digest[8] & 0x3F) | 0x80  # variant RFC 4122
     h = digest.hex()
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def event_row(
+    tenant_id: str, event_type: str, subject: str, source: str, payload: str, occurred_at: datetime
+) -> EventRow:
+    """The event as a row of `events`, its id derived from (tenant, type, subject, source)."""
+    return (event_uuid(tenant_id, event_type, subject, source), tenant_id, event_type, subject, payload, occurred_at)

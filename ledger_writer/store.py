@@ -35,7 +35,7 @@ from authz_server.events import (
 from authz_server.policy import RESPONSE_CODES
 from ledger_writer.cards import CardFacts
 from ledger_writer.evidence import CardAtVersion, TraceMemo, rule_trace_json
-from ledger_writer.outbox import EventRow, event_uuid
+from ledger_writer.outbox import EventRow, event_row
 from ledger_writer.postings import (
     Transaction,
     posting_for_approval,
@@ -196,12 +196,7 @@ async def _insert_events(conn: asyncpg.Connection, events: list[EventRow]) -> di
                                                          $5::text[], $6::timestamptz[]) AS x(a, b, c, d, e, f)
                ON CONFLICT (event_id) DO NOTHING RETURNING type)
            SELECT type, count(*) AS n FROM inserted GROUP BY type""",
-        [event_uuid(tenant, kind, subject, source) for tenant, kind, subject, source, _, _ in events],
-        [e[0] for e in events],
-        [e[1] for e in events],
-        [e[2] for e in events],
-        [e[4] for e in events],
-        [e[5] for e in events],
+        *zip(*events, strict=True),
     )
     return {r["type"]: int(r["n"]) for r in inserted}
 
@@ -276,11 +271,15 @@ def prepare_batch(
                 )
             )
         payload = _event_payload(r, r.decision, r.reason)
-        events.append((r.tenant_id, AUTHORIZATION_REQUESTED, r.authorization_id, "decision", payload, r.decided_at))
-        if r.advice:
-            events.append((r.tenant_id, AUTHORIZATION_ADVICE, r.authorization_id, "advice", payload, r.decided_at))
         events.append(
-            (r.tenant_id, EVENT_OF_DECISION[r.decision], r.authorization_id, "decision", payload, r.decided_at)
+            event_row(r.tenant_id, AUTHORIZATION_REQUESTED, r.authorization_id, "decision", payload, r.decided_at)
+        )
+        if r.advice:
+            events.append(
+                event_row(r.tenant_id, AUTHORIZATION_ADVICE, r.authorization_id, "advice", payload, r.decided_at)
+            )
+        events.append(
+            event_row(r.tenant_id, EVENT_OF_DECISION[r.decision], r.authorization_id, "decision", payload, r.decided_at)
         )
     return PreparedBatch(
         accounts=accounts,
@@ -329,7 +328,9 @@ async def write_prepared(conn: asyncpg.Connection, batch: PreparedBatch) -> Batc
             )
             payload = _event_payload(r, r.decision, r.reason, incremental_of=r.incremental_of)
             events.append(
-                (r.tenant_id, AUTHORIZATION_INCREMENTED, r.incremental_of, r.authorization_id, payload, r.decided_at)
+                event_row(
+                    r.tenant_id, AUTHORIZATION_INCREMENTED, r.incremental_of, r.authorization_id, payload, r.decided_at
+                )
             )
 
     release: list[Transaction] = []
@@ -356,7 +357,7 @@ async def write_prepared(conn: asyncpg.Connection, batch: PreparedBatch) -> Batc
             held = before["remaining_hold_minor"]
             release.append(posting_for_void(r.tenant_id, r.authorization_id, account_ref, held, r.currency))
         payload = _event_payload(r, t.DECLINE, t.SYSTEM_UNAVAILABLE)
-        events.append((r.tenant_id, AUTHORIZATION_VOIDED, r.authorization_id, "void", payload, r.decided_at))
+        events.append(event_row(r.tenant_id, AUTHORIZATION_VOIDED, r.authorization_id, "void", payload, r.decided_at))
     for kind, count in (await _insert_transactions(conn, release)).items():
         result.postings[kind] = result.postings.get(kind, 0) + count
     for kind, count in (await _post_reversals(conn, batch.reversals, accounts, events)).items():
@@ -416,7 +417,9 @@ async def _post_expiries(
             "transaction_id": transaction.transaction_id,
         }
         events.append(
-            (e.tenant_id, AUTHORIZATION_EXPIRED, e.authorization_id, "expiry", json.dumps(payload), e.expired_at)
+            event_row(
+                e.tenant_id, AUTHORIZATION_EXPIRED, e.authorization_id, "expiry", json.dumps(payload), e.expired_at
+            )
         )
     return counts
 
@@ -522,11 +525,11 @@ async def _post_clearings(
         subject = c.authorization_id or c.clearing_id
         text = json.dumps(payload)
         if c.kind == REFUND:
-            events.append((c.tenant_id, REFUND_POSTED, subject, c.clearing_id, text, c.cleared_at))
+            events.append(event_row(c.tenant_id, REFUND_POSTED, subject, c.clearing_id, text, c.cleared_at))
         else:
-            events.append((c.tenant_id, CLEARING_POSTED, subject, c.clearing_id, text, c.cleared_at))
+            events.append(event_row(c.tenant_id, CLEARING_POSTED, subject, c.clearing_id, text, c.cleared_at))
             if c.outcome == 2:
-                events.append((c.tenant_id, CLEARING_MISMATCH, subject, c.clearing_id, text, c.cleared_at))
+                events.append(event_row(c.tenant_id, CLEARING_MISMATCH, subject, c.clearing_id, text, c.cleared_at))
         if review_id is not None:
             kind = REVIEW_KIND_OF_OUTCOME[c.outcome]
             await conn.execute(
@@ -538,7 +541,7 @@ async def _post_clearings(
                 f"{transaction.transaction_id}, delta {c.delta_minor}", c.cleared_at,
             )  # fmt: skip
             review_payload = json.dumps({**payload, "kind": kind})
-            events.append((c.tenant_id, REVIEW_OPENED, review_id, "opened", review_payload, c.cleared_at))
+            events.append(event_row(c.tenant_id, REVIEW_OPENED, review_id, "opened", review_payload, c.cleared_at))
     return counts
 
 
@@ -593,6 +596,13 @@ async def _post_reversals(
             "currency": r.currency,
         }
         events.append(
-            (r.tenant_id, AUTHORIZATION_REVERSED, r.authorization_id, r.reversal_id, json.dumps(payload), r.reversed_at)
+            event_row(
+                r.tenant_id,
+                AUTHORIZATION_REVERSED,
+                r.authorization_id,
+                r.reversal_id,
+                json.dumps(payload),
+                r.reversed_at,
+            )
         )
     return counts
