@@ -119,10 +119,10 @@ class LedgerWriter:
                 next_claim = time.monotonic() + self.settings.claim_idle_ms / 2000
             return self._prepare(self._parse(batch)) if batch else None
 
-        # The next batch is read and parsed while this one is written (its Redis and Python work
-        # overlaps this one's wait for Postgres). Reading ahead acknowledges nothing: an entry
-        # leaves its stream only after its own batch committed, and batches are still posted one
-        # after another, in stream order.
+        # The next batch is read, parsed and prepared while this one is written (its Redis and
+        # Python work overlaps this one's wait for Postgres). Reading ahead acknowledges nothing:
+        # an entry leaves its stream only after its own batch committed, and batches are still
+        # posted one after another, in stream order.
         ahead: asyncio.Task[Parsed | None] | None = None
         try:
             while not stop.is_set():
@@ -134,7 +134,9 @@ class LedgerWriter:
                     ahead = asyncio.create_task(read_next())
                 await self._post(parsed, stop)
         except BaseException:
-            if ahead is not None:
+            if ahead is not None:  # the lane is failing or cancelled: so is what it read ahead
+                if ahead.done() and not ahead.cancelled():
+                    ahead.exception()  # retrieved, so that only the lane's own error is reported
                 ahead.cancel()
             raise
         if ahead is not None:

@@ -226,7 +226,7 @@ class PreparedBatch:
     written from the same rows."""
 
     accounts: dict[tuple[str, str], str]
-    decisions: list[DecisionRecord]  # one per (tenant, authorization id): the last in stream order
+    decisions: list[DecisionRecord]  # one per (tenant, authorization id): the first in stream order
     voids: list[DecisionRecord]
     reversals: list[ReversalRecord]
     clearings: list[ClearingEntry]

@@ -75,3 +75,33 @@ def test_lanes_post_concurrently_and_keep_each_shard_in_order(
 def _streams_drained_after(ledger: Ledger):  # type: ignore[no-untyped-def]
     yield
     ledger.drain()
+
+
+def test_a_lane_that_fails_stops_the_writer_and_acknowledges_nothing_more(
+    api: Api, ledger: Ledger, server: ThreadedServer, backing: Backing
+) -> None:
+    ledger.drain()
+    tenant = api.new_tenant()
+    responses = mixed_traffic(api, [tenant], 200, seed=29)
+    failing = Ledger(server, ledger_settings(backing, writer_slot=202, lanes=2, batch_count_max=16))
+    try:
+        writer = failing.writer
+        post = writer._post
+        calls = 0
+
+        async def post_or_fail(parsed, stop):  # type: ignore[no-untyped-def]
+            nonlocal calls
+            calls += 1
+            if calls == 3:
+                raise RuntimeError("a bug in one lane")
+            await post(parsed, stop)
+
+        writer._post = post_or_fail  # type: ignore[method-assign]
+        with pytest.raises(ExceptionGroup) as failed:
+            server.call(writer.run(asyncio.Event()), 60)
+        assert failed.group_contains(RuntimeError, match="a bug in one lane")
+        writer._post = post  # type: ignore[method-assign]
+        failing.drain()  # a restart posts what the failed run left pending, once
+    finally:
+        failing.close()
+    check_invariants(ledger, [tenant], responses)
