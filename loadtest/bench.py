@@ -29,6 +29,7 @@ writer consumes the real server's decisions while it is measured (the writer is 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import os
@@ -39,6 +40,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -457,6 +459,31 @@ def clean_up_external(backing: Stores, settings: Settings, seeded: Seeded | None
             client.close()
 
 
+@contextlib.contextmanager
+def aof_rewrites_held(backing: Stores) -> Iterator[None]:
+    """Redis keeps its AOF (fsync every second) but does not rewrite it during the server phases.
+
+    A fresh, nearly empty Redis rewrites its AOF when it reaches 64 MB and again at every
+    doubling: at the benchmark's write rate (about 1.5 KB of AOF per decision, and no ledger
+    writer trimming the streams) that is every few seconds, and each rewrite is a forked child
+    copying the whole dataset, a core for a second or two taken from whichever phase it lands
+    in. A production Redis holding gigabytes rewrites rarely, at times its operators choose. Only
+    the embedded Redis is changed; one given by REDIS_URL keeps its own settings."""
+    if not backing.embedded_redis:
+        yield
+        return
+    client = sync_redis.Redis.from_url(backing.redis_url)
+    try:
+        before = str(client.config_get("auto-aof-rewrite-percentage")["auto-aof-rewrite-percentage"])
+        client.config_set("auto-aof-rewrite-percentage", 0)
+        try:
+            yield
+        finally:
+            client.config_set("auto-aof-rewrite-percentage", before)
+    finally:
+        client.close()
+
+
 def measure(options: Options, backing: Stores, work_dir: Path) -> dict[str, Any]:
     run_id = secrets.token_hex(3)
     settings = Settings(key_prefix=f"zb{run_id}")
@@ -482,7 +509,8 @@ def measure(options: Options, backing: Stores, work_dir: Path) -> dict[str, Any]
             "seconds": seeded.seconds,
             "projection_seconds": seeded.projection.seconds,
         }
-        result.update(measure_servers(options, backing, settings, workload, work_dir))
+        with aof_rewrites_held(backing):
+            result.update(measure_servers(options, backing, settings, workload, work_dir))
         real_max = result["real"]["closed"]["decided_per_s"]
         result["redis_only"] = measure_redis_only(options, backing, workload, work_dir)
         try:
