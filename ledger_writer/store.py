@@ -118,27 +118,50 @@ def _authorization_rows(
     return rows
 
 
+def _positions(values: Sequence[object]) -> tuple[list[int], list[object]]:
+    """Each value's 1-based position in the list of distinct values, and that list."""
+    first: dict[object, int] = {}
+    positions = [first.setdefault(value, len(first) + 1) for value in values]
+    return positions, list(first)
+
+
 async def _insert_authorizations(conn: asyncpg.Connection, rows: Sequence[tuple[object, ...]]) -> int:
-    """Inserts the rows (from `_authorization_rows`) not yet recorded; returns how many."""
+    """Inserts the rows (from `_authorization_rows`) not yet recorded; returns how many.
+
+    A batch repeats a few merchants and rule traces: each distinct JSON text is sent and
+    parsed into jsonb once, and the rows name it by position (parsing them for every row was
+    a quarter of what Postgres spent on inserting authorizations)."""
     if not rows:
         return 0
+    columns: list[Sequence[object]] = list(zip(*rows, strict=True))
+    columns[6], merchants = _positions(columns[6])
+    columns[13], traces = _positions(columns[13])
     inserted = await conn.fetchval(
-        """WITH inserted AS (
+        """WITH merchant AS MATERIALIZED (
+               SELECT ordinal, doc::jsonb AS value FROM unnest($28::text[]) WITH ORDINALITY AS m(doc, ordinal)),
+           rules AS MATERIALIZED (
+               SELECT ordinal, doc::jsonb AS value FROM unnest($29::text[]) WITH ORDINALITY AS t(doc, ordinal)),
+           inserted AS (
                INSERT INTO authorizations (tenant_id, authorization_id, card_id, account_ref, amount_minor,
                    currency, merchant, channel, decision, reason, response_code, policy_version, exceeded_limit,
                    rules, status, reserved_buckets, fingerprint, attempt, actor_key_id, shard, remaining_hold_minor,
                    hold_expires_at, override_review_id, advice, incremental_of, decided_at, voided_at)
-               SELECT a, b, c, d, e, f, g::jsonb, h, i, j, k, l, m, n::jsonb, o, p, q, r, s, u, y, z, zz, ad, inc, v, w
-               FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::text[],
+               SELECT x.a, x.b, x.c, x.d, x.e, x.f, merchant.value, x.h, x.i, x.j, x.k, x.l, x.m, rules.value, x.o,
+                      x.p, x.q, x.r, x.s, x.u, x.y, x.z, x.zz, x.ad, x.inc, x.v, x.w
+               FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[], $7::bigint[],
                            $8::smallint[], $9::smallint[], $10::smallint[], $11::text[], $12::bigint[], $13::text[],
-                           $14::text[], $15::text[], $16::text[], $17::bytea[], $18::text[], $19::text[],
+                           $14::bigint[], $15::text[], $16::text[], $17::bytea[], $18::text[], $19::text[],
                            $20::integer[], $21::bigint[], $22::timestamptz[], $23::text[], $24::boolean[],
                            $25::text[], $26::timestamptz[], $27::timestamptz[])
                     AS x(a, b, c, d, e, f, g, h, i, j, k, l, m, n, o, p, q, r, s, u, y, z, zz, ad, inc, v, w)
+               JOIN merchant ON merchant.ordinal = x.g
+               JOIN rules ON rules.ordinal = x.n
                ON CONFLICT (tenant_id, authorization_id) DO NOTHING
                RETURNING 1)
            SELECT count(*) FROM inserted""",
-        *zip(*rows, strict=True),
+        *columns,
+        merchants,
+        traces,
     )
     return int(inserted)
 
