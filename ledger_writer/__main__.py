@@ -1,5 +1,7 @@
 """`ledger-writer` / `python -m ledger_writer`: post decision records to the Postgres ledger
-until SIGTERM or SIGINT. Ready when LEDGER_METRICS_PORT answers."""
+until SIGTERM or SIGINT. Ready when LEDGER_METRICS_PORT answers. With LEDGER_WORKERS > 1 this
+process supervises that many worker processes (ledger_writer/workers.py), each posting its
+share of the shard streams; with 1 it posts them all itself."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
 import signal
 import sys
 
@@ -25,6 +28,7 @@ from authz_server.redis_state.scripts import Scripts
 from authz_server.store.migrate import migrate
 from ledger_writer.config import LedgerSettings
 from ledger_writer.consumer import LedgerWriter
+from ledger_writer.workers import WORKER_INDEX_ENV, mark_ready, run_workers
 
 log = logging.getLogger("ledger_writer")
 # Container objects allocated between young-generation collections (Python's default: 700). A
@@ -48,13 +52,16 @@ async def run_sweeper(redis: aioredis.Redis, writer: LedgerWriter, settings: Led
             log.info("released %d expired holds", released)
 
 
-async def serve(settings: LedgerSettings) -> None:
+async def serve(settings: LedgerSettings, worker_index: int = 0, worker_count: int = 1) -> None:
+    """Posts this process's share of the streams until SIGTERM or SIGINT. The only process
+    (worker_count 1) serves the metrics endpoint itself; workers leave it to their parent.
+    Worker 0 (or the only process) also keeps the lag gauges and sweeps expired holds."""
     pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=settings.pg_pool_size_max)
     assert pool is not None
     async with pool.acquire() as conn:
         await migrate(conn)
     redis = aioredis.Redis.from_url(settings.redis_url, socket_connect_timeout=1.0, socket_timeout=5.0)
-    writer = LedgerWriter(settings, redis, pool)
+    writer = LedgerWriter(settings, redis, pool, worker_index, worker_count)
     # Like the server, a writer that finds no projection marker rebuilds it (one process at a time).
     await ensure_projection(
         pool, redis, writer.keyspace, Scripts.register(redis), SystemClock().now_ms(), settings.replay_retention_s
@@ -64,30 +71,37 @@ async def serve(settings: LedgerSettings) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await writer.ensure_groups()
-    if settings.metrics_port:
+    if settings.metrics_port and worker_count == 1:
         start_http_server(settings.metrics_port, addr=settings.metrics_addr)
     log.info(
-        "ledger-writer %s consuming %d shard streams in %d lanes",
+        "ledger-writer %s (worker %d of %d) consuming %d shard streams in %d lanes",
         writer.consumer,
-        len(writer.streams),
+        worker_index,
+        worker_count,
+        sum(len(streams) for streams in writer.lanes),
         len(writer.lanes),
     )
     # Everything allocated so far (modules, pools, caches) lives as long as the process: keep
     # the collector off it, and collect the young generation less often.
     gc.freeze()
     gc.set_threshold(GC_GEN0_THRESHOLD, 20, 20)
-    lag = asyncio.create_task(writer.run_lag_gauges())
-    sweeper = asyncio.create_task(run_sweeper(redis, writer, settings))
+    chores = []
+    if worker_index == 0:
+        chores = [
+            asyncio.create_task(writer.run_lag_gauges()),
+            asyncio.create_task(run_sweeper(redis, writer, settings)),
+        ]
+    mark_ready(worker_index)
     try:
         await writer.run(stop)
     finally:
-        for task in (lag, sweeper):
+        for task in chores:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await redis.aclose()
         await pool.close()
-        log.info("ledger-writer stopped")
+        log.info("ledger-writer stopped" if worker_count == 1 else "ledger-writer worker %d stopped", worker_index)
 
 
 def main() -> int:
@@ -97,7 +111,13 @@ def main() -> int:
         print(f"ledger-writer: configuration error: {error}", file=sys.stderr)
         return 2
     logs.configure(settings.log_format, settings.log_level, "ledger-writer")
-    uvloop.run(serve(settings))
+    worker_index = os.environ.get(WORKER_INDEX_ENV)
+    if worker_index is not None:
+        uvloop.run(serve(settings, int(worker_index), settings.workers))
+    elif settings.workers > 1:
+        return run_workers(settings)
+    else:
+        uvloop.run(serve(settings))
     return 0
 
 

@@ -7,10 +7,12 @@ acknowledge and delete them.
 - A restarted writer (same LEDGER_WRITER_SLOT, same consumer name) first re-reads its own
   pending entries; entries pending at a consumer idle for LEDGER_CLAIM_IDLE_MS are claimed.
 - Several writers share the streams through the group: each entry goes to one of them.
-- Within one writer the shard streams are split into LEDGER_LANES lanes. Each lane reads,
-  posts (on its own Postgres connection) and acknowledges its own streams' entries, so the
-  lanes' batches are written concurrently; a stream belongs to exactly one lane, so every
-  shard's records are still posted one batch after another, in stream order.
+- Within one writer the shard streams are split between LEDGER_WORKERS processes
+  (ledger_writer/workers.py) and each process's streams into LEDGER_LANES lanes. Each lane
+  reads, posts (on its own Postgres connection) and acknowledges its own streams' entries,
+  so the lanes' batches are written concurrently; a stream belongs to exactly one lane, so
+  every shard's records are still posted one batch after another, in stream order. A lane
+  reads and prepares its next batch while the current one is written.
 - An entry that cannot be parsed, or whose posting the database refuses, goes to the
   dead-letter stream with the error and is acknowledged; it never blocks the rest.
 - Postgres or Redis unavailable: the batch is retried with backoff and nothing is
@@ -73,7 +75,18 @@ def dead_letter_stream(keyspace: Keyspace) -> str:
 
 
 class LedgerWriter:
-    def __init__(self, settings: LedgerSettings, redis: aioredis.Redis, pool: asyncpg.Pool) -> None:
+    """Posts the shard streams' records. One worker of `worker_count` (ledger_writer/workers.py)
+    posts streams worker_index, worker_index + worker_count, ...; by default, all of them."""
+
+    def __init__(
+        self,
+        settings: LedgerSettings,
+        redis: aioredis.Redis,
+        pool: asyncpg.Pool,
+        worker_index: int = 0,
+        worker_count: int = 1,
+    ) -> None:
+        assert 0 <= worker_index < worker_count, f"worker {worker_index} of {worker_count}"
         self.settings = settings
         self.redis = redis
         self.pool = pool
@@ -82,9 +95,11 @@ class LedgerWriter:
         self.consumer = f"writer-{settings.writer_slot}"
         self.dead_letter = dead_letter_stream(self.keyspace)
         self.card_facts = CardFacts(settings.card_cache_max)  # shared by the lanes
-        lane_count = min(settings.lanes, len(self.streams))
+        own = self.streams[worker_index::worker_count]
+        assert own, f"worker {worker_index} of {worker_count} has no stream of the {len(self.streams)}"
+        lane_count = min(settings.lanes, len(own))
         # Stream i goes to lane i mod lanes: disjoint, and every stream has exactly one lane.
-        self.lanes: list[list[str]] = [self.streams[lane::lane_count] for lane in range(lane_count)]
+        self.lanes: list[list[str]] = [own[lane::lane_count] for lane in range(lane_count)]
 
     async def ensure_groups(self) -> None:
         """Creates the consumer group on every shard stream (from the start of the stream)."""

@@ -1,4 +1,6 @@
-"""Prometheus metrics of the ledger writer (exposed on LEDGER_METRICS_PORT)."""
+"""Prometheus metrics of the ledger writer (exposed on LEDGER_METRICS_PORT). With several
+worker processes (ledger_writer/workers.py) each writes its own and the parent serves their
+sum (prometheus-client multiprocess mode); the lag gauges are kept by worker 0 alone."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ LAG = Gauge(
     "zentra_ledger_lag_entries",
     "Decision records in a shard's stream not yet posted and acknowledged.",
     ["shard"],
+    multiprocess_mode="livemostrecent",
 )
 BATCH_SIZE = Histogram(
     "zentra_ledger_batch_size_records",

@@ -1,4 +1,4 @@
-"""The real `python -m ledger_writer` process: SIGKILLed at random moments under live Authorize traffic it still posts every decision exactly once, its Prometheus metrics tell the truth, and two writer processes share the streams without posting anything twice."""
+"""The real `python -m ledger_writer` process: SIGKILLed at random moments under live Authorize traffic it still posts every decision exactly once, its Prometheus metrics tell the truth, two writer processes share the streams without posting anything twice, and its worker processes split the streams, stop together and die with their parent."""
 
 from __future__ import annotations
 
@@ -87,8 +87,33 @@ class WriterProcess:
         self.process.send_signal(signal.SIGTERM)
         return self.process.wait(WRITER_STOP_TIMEOUT_S)
 
+    def workers(self) -> list[int]:
+        """The pids of its worker processes (none when it posts alone)."""
+        return children_of(self.process.pid)
 
-StartWriter = Callable[[int], WriterProcess]
+
+StartWriter = Callable[..., WriterProcess]
+
+
+def children_of(pid: int) -> list[int]:
+    children = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            if int(stat[stat.rindex(")") + 2 :].split()[1]) == pid:
+                children.append(int(entry))
+    return children
+
+
+def alive(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2] != "Z"  # a zombie has exited
 
 
 @pytest.fixture
@@ -98,7 +123,7 @@ def start_writer(backing: Backing, tmp_path: Path) -> Iterator[StartWriter]:
     teardown."""
     started: list[WriterProcess] = []
 
-    def start(slot: int) -> WriterProcess:
+    def start(slot: int, **overrides: str) -> WriterProcess:
         port = free_port()
         env = {
             **os.environ,
@@ -109,6 +134,7 @@ def start_writer(backing: Backing, tmp_path: Path) -> Iterator[StartWriter]:
             "LEDGER_WRITER_SLOT": str(slot),
             "LEDGER_CLAIM_IDLE_MS": "1000",
             "LEDGER_BATCH_COUNT_MAX": str(BATCH_COUNT_MAX),
+            **overrides,
         }
         log = tmp_path / f"writer-{slot}.log"
         with log.open("ab") as sink:
@@ -435,3 +461,53 @@ def test_two_writer_processes_share_the_streams_without_double_posting(
     assert sum(recorded) == len(answers), "each decision is recorded once, by one of them"
     for writer in writers:
         assert writer.sigterm() == 0, writer.log_tail()
+
+
+def test_worker_processes_split_the_streams_and_one_failing_stops_them_all(
+    api: Api, ledger: Ledger, server: ThreadedServer, backing: Backing, start_writer: StartWriter
+) -> None:
+    client = redis.Redis.from_url(backing.redis_url)
+    streams = server.server.keyspace.streams()
+    writer = start_writer(61, LEDGER_WORKERS="2")
+    pids = writer.workers()
+    assert len(pids) == 2, f"two worker processes: {pids}"
+    log = writer.log_tail()
+    assert "(worker 0 of 2) consuming 8 shard streams" in log and "(worker 1 of 2) consuming 8 shard streams" in log
+    tenants = [api.new_tenant()]
+    traffic = Traffic(api, tenants, seed=61).start()
+    try:
+        time.sleep(2)
+    finally:
+        answers = traffic.stop()
+    wait_caught_up(client, streams, [writer])
+    check_ledger(ledger, tenants, answers)
+    recorded = value(scrape(writer), "zentra_ledger_authorizations_recorded_total")
+    assert recorded == len(answers), "the parent reports both workers' counts"
+
+    os.kill(pids[1], signal.SIGKILL)  # one worker dies: the set stops, for its supervisor to restart it
+    assert writer.process.wait(WRITER_STOP_TIMEOUT_S) != 0, "the parent reports the failure"
+    deadline = time.monotonic() + WRITER_STOP_TIMEOUT_S
+    while alive(pids[0]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not alive(pids[0]), "the other worker stopped too"
+    more = Traffic(api, tenants, seed=62).start()
+    try:
+        time.sleep(1)
+    finally:
+        answers |= more.stop()
+    restarted = start_writer(61, LEDGER_WORKERS="2")
+    wait_caught_up(client, streams, [restarted])
+    check_ledger(ledger, tenants, answers)
+    assert restarted.sigterm() == 0, restarted.log_tail()
+    assert "ledger-writer stopped (workers exited with [0, 0])" in restarted.log_tail()
+
+
+def test_workers_die_with_their_parent(backing: Backing, start_writer: StartWriter) -> None:
+    writer = start_writer(62, LEDGER_WORKERS="2")
+    pids = writer.workers()
+    assert len(pids) == 2
+    writer.sigkill()
+    deadline = time.monotonic() + WRITER_STOP_TIMEOUT_S
+    while any(alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(alive(pid) for pid in pids), "no worker outlives a killed parent"

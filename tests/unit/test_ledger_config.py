@@ -12,7 +12,13 @@ from ledger_writer.config import LedgerSettings
 def test_defaults_from_an_empty_environment() -> None:
     settings = LedgerSettings.from_env({})
     assert settings == LedgerSettings(), "an empty environment must give the documented defaults"
-    assert 1 <= settings.lanes <= min(settings.shard_count, settings.pg_pool_size_max)
+    assert 1 <= settings.lanes <= settings.pg_pool_size_max
+    assert settings.workers * settings.lanes <= settings.shard_count, "every lane of every worker has a stream"
+
+
+def test_workers_are_read() -> None:
+    assert LedgerSettings.from_env({"LEDGER_WORKERS": "1"}).workers == 1
+    assert LedgerSettings.from_env({"LEDGER_WORKERS": "4", "LEDGER_LANES": "4"}).workers == 4
 
 
 def test_lanes_are_read() -> None:
@@ -25,7 +31,12 @@ def test_lanes_are_read() -> None:
     [
         ({"LEDGER_LANES": "0"}, "LEDGER_LANES=0 is outside"),
         ({"LEDGER_LANES": "two"}, "LEDGER_LANES='two' is not an integer"),
-        ({"LEDGER_LANES": "5", "AUTHZ_SHARDS": "4"}, "LEDGER_LANES=5 must not exceed AUTHZ_SHARDS=4"),
+        ({"LEDGER_LANES": "5", "LEDGER_WORKERS": "1", "AUTHZ_SHARDS": "4"}, "LEDGER_LANES=5 must not exceed"),
+        ({"LEDGER_WORKERS": "0"}, "LEDGER_WORKERS=0 is outside"),
+        (
+            {"LEDGER_WORKERS": "3", "LEDGER_LANES": "2", "AUTHZ_SHARDS": "4"},
+            "LEDGER_WORKERS=3 x LEDGER_LANES=2 must not exceed AUTHZ_SHARDS=4",
+        ),
         (
             {"LEDGER_LANES": "5", "LEDGER_PG_POOL_SIZE_MAX": "4"},
             "LEDGER_LANES=5 must not exceed LEDGER_PG_POOL_SIZE_MAX",
