@@ -17,8 +17,8 @@ Before it reports anything it checks Postgres: one authorization record per deci
 hold per approval, or it exits 1. It prints a table and writes the numbers as JSON to
 `loadtest/results/ledger.json` (or `--output`). `--quick` (2,000 decisions, a 3 s burst)
 finishes within a minute on a 2-core machine. The writer's batching and concurrency are set
-the usual way, through LEDGER_BATCH_COUNT_MAX, LEDGER_BATCH_WAIT_MS and LEDGER_LANES in the
-environment.
+the usual way, through LEDGER_BATCH_COUNT_MAX, LEDGER_BATCH_WAIT_MS, LEDGER_WORKERS and
+LEDGER_LANES in the environment.
 """
 
 from __future__ import annotations
@@ -541,6 +541,7 @@ async def measure(options: Options, backing: Stores, work_dir: Path) -> dict[str
             "shards": writer_settings.shard_count,
             "batch_count_max": writer_settings.batch_count_max,
             "batch_wait_ms": writer_settings.batch_wait_ms,
+            "workers": writer_settings.workers,
             "lanes": writer_settings.lanes,
             "seed": options.seed,
         },
