@@ -27,7 +27,7 @@ import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import asyncpg
 import redis.asyncio as aioredis
@@ -47,6 +47,25 @@ GROUP = "ledger"
 # Failures that mean "a dependency is down": retry, acknowledge nothing.
 RETRYABLE: tuple[type[BaseException], ...] = (*DEPENDENCY_ERRORS, RedisError)
 T = TypeVar("T")
+
+
+class StopSignal(Protocol):
+    """What a lane checks between batches and while a dependency is down (an asyncio.Event)."""
+
+    def is_set(self) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class _Either:
+    """Set as soon as either event is: no task in between, so no batch more."""
+
+    first: asyncio.Event
+    second: asyncio.Event
+
+    def is_set(self) -> bool:
+        return self.first.is_set() or self.second.is_set()
+
+
 CLAIM_COUNT_MAX = 500  # entries one XAUTOCLAIM call may return
 LAG_REFRESH_INTERVAL_S = 1.0  # how often the lag gauges are refreshed
 RETRY_BACKOFF_MIN_S = 0.05
@@ -114,11 +133,29 @@ class LedgerWriter:
         """Posts until `stop` is set; returns after every lane has posted the batch in hand.
         A lane that fails for any reason but a dependency being down stops the others."""
         await self._with_retry(self.ensure_groups, stop, "redis")
+        # A lane's failure stops the others twice over: the task group cancels them, and `halt`
+        # (which every lane checks, with `stop`, between batches and while a dependency is down)
+        # is set. The event does not depend on the cancellation being delivered: library code
+        # can lose one (Python 3.11's asyncio.wait_for, which redis-py puts around socket writes
+        # when a socket timeout is set, returns the result if the write completes as the
+        # cancellation arrives), and a lane that lost it would go on posting, and the writer
+        # never return, after a failure. That was seen once under load (.ci/run, 2026-11-25);
+        # which library lost the cancellation there was not pinned down, so both ways are
+        # closed: this event, and _with_retry not retrying an error that replaced a cancellation.
+        halt = asyncio.Event()
+        stopping = _Either(stop, halt)
+
+        async def lane(streams: list[str]) -> None:
+            try:
+                await self._run_lane(streams, stopping)
+            finally:
+                halt.set()  # failing, cancelled, or stopped: the other lanes stop too
+
         async with asyncio.TaskGroup() as lanes:
             for streams in self.lanes:
-                lanes.create_task(self._run_lane(streams, stop))
+                lanes.create_task(lane(streams))
 
-    async def _run_lane(self, streams: list[str], stop: asyncio.Event) -> None:
+    async def _run_lane(self, streams: list[str], stop: StopSignal) -> None:
         while not stop.is_set():  # this consumer's own pending entries first (after a restart)
             pending = await self._with_retry(lambda: self._read(streams, "0"), stop, "redis")
             if not pending:
@@ -240,7 +277,7 @@ class LedgerWriter:
             log.info("claimed %d idle entries", len(claimed))
         return claimed
 
-    async def post(self, batch: list[Entry], stop: asyncio.Event) -> None:
+    async def post(self, batch: list[Entry], stop: StopSignal) -> None:
         """Posts one batch: dead-letters what cannot be parsed, commits the rest (retrying while
         a dependency is down), then acknowledges and deletes every entry of the batch."""
         await self._post(self._prepare(self._parse(batch)), stop)
@@ -273,7 +310,7 @@ class LedgerWriter:
             return parsed  # an invariant broken: let it fail where a batch is written, as always
         return Parsed(parsed.batch, parsed.records, parsed.poison, prepared)
 
-    async def _post(self, parsed: Parsed, stop: asyncio.Event) -> None:
+    async def _post(self, parsed: Parsed, stop: StopSignal) -> None:
         poison = parsed.poison
         if parsed.records:
             refused = await self._with_retry(lambda: self._commit(parsed.records, parsed.prepared), stop, "postgres")
@@ -354,9 +391,7 @@ class LedgerWriter:
                 pipe.xdel(stream, *entry_ids)
             await pipe.execute()
 
-    async def _with_retry(
-        self, operation: Callable[[], Awaitable[T]], stop: asyncio.Event, dependency: str
-    ) -> T | None:
+    async def _with_retry(self, operation: Callable[[], Awaitable[T]], stop: StopSignal, dependency: str) -> T | None:
         """Runs `operation` until it succeeds, backing off while a dependency is down; returns
         None if `stop` is set before it could."""
         backoff_s = RETRY_BACKOFF_MIN_S
@@ -366,6 +401,12 @@ class LedgerWriter:
             except RETRYABLE as error:
                 if stop.is_set():
                     return None
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    # Cancelled while the operation ran, and a clean-up on the way out raised
+                    # this error in place of the CancelledError: the cancellation wins; retrying
+                    # would keep a cancelled lane going.
+                    raise asyncio.CancelledError() from error
                 metrics.RETRIES.labels(dependency).inc()
                 log.warning("%s unavailable (%s); retrying in %.2fs", dependency, type(error).__name__, backoff_s)
                 await asyncio.sleep(backoff_s)
