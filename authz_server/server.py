@@ -33,6 +33,7 @@ from authz_server.metrics import TOMBSTONES_DROPPED, TOMBSTONES_PENDING, WORKER_
 from authz_server.redis_state.keys import Keyspace
 from authz_server.redis_state.rebuild import check_marker, ensure_projection
 from authz_server.redis_state.scripts import Scripts
+from authz_server.registration import add_generic_only, add_reflection
 from authz_server.services.authorization import AuthorizationService
 from authz_server.services.cards import CardService
 from authz_server.services.clearing import ClearingService
@@ -167,24 +168,34 @@ class AuthzServer:
             ),
             server,
         )
-        clearing_pb2_grpc.add_ClearingServiceServicer_to_server(ClearingService(rpc_context, self.clearing), server)
-        ledger_pb2_grpc.add_LedgerServiceServicer_to_server(
-            LedgerService(rpc_context, self.pool, admin_timeout_s), server
+        # Only AuthorizationService's methods are registered methods; see registration.py.
+        add_generic_only(
+            clearing_pb2_grpc.add_ClearingServiceServicer_to_server, ClearingService(rpc_context, self.clearing), server
         )
-        review_pb2_grpc.add_ReviewServiceServicer_to_server(
+        add_generic_only(
+            ledger_pb2_grpc.add_LedgerServiceServicer_to_server,
+            LedgerService(rpc_context, self.pool, admin_timeout_s),
+            server,
+        )
+        add_generic_only(
+            review_pb2_grpc.add_ReviewServiceServicer_to_server,
             ReviewService(
                 rpc_context, self.pool, self.redis, self.keyspace, self.clock, admin_timeout_s, s.max_message_bytes // 2
             ),
             server,
         )
-        card_pb2_grpc.add_CardServiceServicer_to_server(
-            CardService(rpc_context, self.pool, self.scripts, self.keyspace, admin_timeout_s), server
+        add_generic_only(
+            card_pb2_grpc.add_CardServiceServicer_to_server,
+            CardService(rpc_context, self.pool, self.scripts, self.keyspace, admin_timeout_s),
+            server,
         )
-        tenant_pb2_grpc.add_TenantServiceServicer_to_server(
-            TenantService(rpc_context, self.pool, admin_timeout_s), server
+        add_generic_only(
+            tenant_pb2_grpc.add_TenantServiceServicer_to_server,
+            TenantService(rpc_context, self.pool, admin_timeout_s),
+            server,
         )
-        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
-        reflection.enable_server_reflection((*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+        add_generic_only(health_pb2_grpc.add_HealthServicer_to_server, self.health, server)
+        add_reflection((*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
         self.port = server.add_insecure_port(s.listen_addr)
         if self.port == 0:
             raise RuntimeError(f"cannot listen on {s.listen_addr}")

@@ -3,7 +3,8 @@
 `python -m loadtest.null_server --listen HOST:PORT --workers N` serves
 zentra.cards.v1.AuthorizationService/Authorize the way authz-server does (N worker processes on
 one port with SO_REUSEPORT, grpc.aio on uvloop, the same server options and concurrency bound,
-the generated servicer, so requests are parsed and responses serialized the same way), but
+the generated servicer, so requests are parsed and responses serialized the same way, and only
+AuthorizationService's methods registered, as there), but
 answers every call with one constant AuthorizeResponse: no authentication, no validation, no
 Redis. Whatever throughput and latency it reaches is the part of the real server's budget that
 gRPC, protobuf and the event loop take; the real server's numbers are read against it.
@@ -30,6 +31,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from authz_server.config import Settings
+from authz_server.registration import add_generic_only
 from zentra.cards.v1 import authorization_pb2, authorization_pb2_grpc
 from zentra.cards.v1 import types_pb2 as t
 
@@ -87,7 +89,9 @@ async def serve(listen_addr: str) -> None:
     server = grpc.aio.server(options=server_options(settings), maximum_concurrent_rpcs=settings.max_concurrent_rpcs)
     authorization_pb2_grpc.add_AuthorizationServiceServicer_to_server(NullAuthorizationService(), server)
     health_servicer = health.aio.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    # Services added as authz-server adds them: only AuthorizationService's methods registered
+    # (authz_server/registration.py), so that both servers' gRPC loops do the same per call.
+    add_generic_only(health_pb2_grpc.add_HealthServicer_to_server, health_servicer, server)
     if server.add_insecure_port(listen_addr) == 0:
         raise RuntimeError(f"cannot listen on {listen_addr}")
     await server.start()
