@@ -16,10 +16,16 @@ One run, one load generator (`loadtest.loadgen`, a process of its own), four mea
 (d) the ledger writer (`loadtest.ledger_bench`, run against the same stores): decisions posted
     per second draining a backlog, and the lag after a burst at the real server's maximum rate.
 
-The two servers run side by side, and every measurement of the real server is followed at once
-by the same one of the null server, so that a pair shares the machine's conditions. The machine
-may be shared: each phase reports how much CPU other processes took meanwhile ("other CPU"),
-waits for a quiet moment before it starts, and is measured again if it was disturbed.
+The two servers run side by side, and every measurement of the real server is paired at once
+with the same one of the null server, so that a pair shares the machine's conditions. The two
+measurements the targets are about (the closed loop, and the open loop at half the real max)
+are made in several pairs (--repeats, 3 by default), the order alternating, real first then
+null first, so that the machine's speed drifting during the run does not favour one server; the
+table and the targets report the pair with the median real/null ratio and list the others.
+(One pair of 12 s phases gave a throughput ratio anywhere from 0.47 to 0.70 between runs of the
+same code: the null server alone moved from 5,179 to 7,121 per second.) The machine may be
+shared: each phase reports how much CPU other processes took meanwhile ("other CPU"), waits for
+a quiet moment before it starts, and is measured again if it was disturbed.
 
 It prints one table (`loadtest.report`), writes the result to loadtest/results/bench.json (and
 the table as Markdown next to it) and the picture to loadtest/results/latency.png. No ledger
@@ -109,6 +115,7 @@ class Options:
     open_s: float
     rate_fractions: tuple[float, ...]
     balance: bool
+    repeats: int
     output: Path
     png: Path
 
@@ -310,6 +317,24 @@ class Phases:
             say(f"  {server.name} {label}: measuring again, the machine was busy with other work")
         raise AssertionError("unreachable")
 
+    def pairs(
+        self, real: Server, null: Server, label: str, id_tag: str, duration_s: float, mode: list[str], repeats: int
+    ) -> list[Pair]:
+        """`repeats` pairs of the same phase on both servers, one right after the other, the
+        order alternating (real first, then null first, ...) so that a drift of the machine's
+        speed during the run does not always favour the same server."""
+        pairs: list[Pair] = []
+        for repeat in range(repeats):
+            order = (real, null) if repeat % 2 == 0 else (null, real)
+            measured: dict[str, dict[str, Any]] = {}
+            for position, server in enumerate(order):
+                tag = f"{server.name[0]}{id_tag}{repeat}"
+                phase = self.run(server, label, tag, duration_s, mode)
+                phase["pair_position"] = position
+                measured[server.name] = phase
+            pairs.append((measured["real"], measured["null"]))
+        return pairs
+
 
 def measure_servers(
     options: Options, backing: Stores, settings: Settings, workload: Path, work_dir: Path
@@ -344,9 +369,12 @@ def measure_servers(
             work_dir,
             null_warmup_s + LOADGEN_SLACK_S,
         )
-        say(f"closed loop, {options.concurrency} in flight over {options.channels} connections, {options.closed_s:g} s")
-        real_closed = phases.run(real, "closed", "rc", options.closed_s, ["closed"])
-        null_closed = phases.run(null, "closed", "nc", options.closed_s, ["closed"])
+        say(
+            f"closed loop, {options.concurrency} in flight over {options.channels} connections, "
+            f"{options.closed_s:g} s, {options.repeats} pair(s)"
+        )
+        closed_pairs = phases.pairs(real, null, "closed", "c", options.closed_s, ["closed"], options.repeats)
+        real_closed, null_closed = closed_pairs[median_pair(closed_pairs)]
         real_max = real_closed["decided_per_s"]
         if real_max <= 0:
             raise BenchError(f"the real server decided nothing in the closed loop: {real_closed}")
@@ -354,24 +382,59 @@ def measure_servers(
         say(f"open loop at {rates} calls/s ({', '.join(f'{f:g}' for f in options.rate_fractions)} of the real max)")
         real_open: list[dict[str, Any]] = []
         null_open: list[dict[str, Any]] = []
+        open_pairs: list[dict[str, Any]] = []
         for number, (fraction, rate) in enumerate(zip(options.rate_fractions, rates, strict=True)):
-            for server, results in ((real, real_open), (null, null_open)):
-                phase = phases.run(
-                    server,
-                    f"open {rate}/s",
-                    f"{server.name[0]}o{number}x",
-                    options.open_s,
-                    ["open", "--rates", str(rate)],
-                )
-                phase["fraction_of_real_max"] = fraction
-                results.append(phase)
+            repeats = options.repeats if abs(fraction - report.HALF_RATE_FRACTION) < 1e-9 else 1
+            pairs = phases.pairs(
+                real, null, f"open {rate}/s", f"o{number}x", options.open_s, ["open", "--rates", str(rate)], repeats
+            )
+            for pair in pairs:
+                for phase in pair:
+                    phase["fraction_of_real_max"] = fraction
+            real_phase, null_phase = pairs[median_pair(pairs, latency=True)]
+            real_open.append(real_phase)
+            null_open.append(null_phase)
+            if repeats > 1:
+                open_pairs.append({"fraction": fraction, "pairs": [_pair_doc(pair, latency=True) for pair in pairs]})
     finally:
         real_child.stop()
         null_child.stop()
     return {
         "real": {"warm": warm, "closed": real_closed, "open": real_open, "rates_per_s": rates},
         "null": {"closed": null_closed, "open": null_open},
+        "repeats": {"closed": [_pair_doc(pair) for pair in closed_pairs], "open": open_pairs},
     }
+
+
+Pair = tuple[dict[str, Any], dict[str, Any]]  # (real, null), measured one right after the other
+
+
+def _pair_ratio(pair: Pair, latency: bool = False) -> float:
+    """real / null: decided per second in the closed loop, p99 latency in the open loop."""
+    real, null = pair
+    if latency:
+        return float(real["latency_ms"]["p99"]) / max(float(null["latency_ms"]["p99"]), 1e-9)
+    return float(real["decided_per_s"]) / max(float(null["decided_per_s"]), 1e-9)
+
+
+def median_pair(pairs: list[Pair], latency: bool = False) -> int:
+    """The index of the pair whose real/null ratio is the median (the lower middle one of an
+    even number): the pair the table and the targets report, the others are listed beside it."""
+    order = sorted(range(len(pairs)), key=lambda i: _pair_ratio(pairs[i], latency))
+    return order[(len(order) - 1) // 2]
+
+
+def _pair_doc(pair: Pair, latency: bool = False) -> dict[str, Any]:
+    real, null = pair
+    if latency:
+        return {"real_p99_ms": real["latency_ms"]["p99"], "null_p99_ms": null["latency_ms"]["p99"],
+                "ratio": _pair_ratio(pair, latency=True), "first": pair_first(real, null)}  # fmt: skip
+    return {"real_per_s": real["decided_per_s"], "null_per_s": null["decided_per_s"],
+            "ratio": _pair_ratio(pair), "first": pair_first(real, null)}  # fmt: skip
+
+
+def pair_first(real: dict[str, Any], null: dict[str, Any]) -> str:
+    return "real" if real["pair_position"] == 0 else "null"
 
 
 def redis_only_args(

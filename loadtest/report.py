@@ -185,6 +185,20 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
             f"open loop at {r['offered_per_s']:,.0f}/s ({100 * r['fraction']:.0f} % of real max): "
             f"p99 real / null = {_fmt(r['p99_real_over_null'])}"
         )
+    repeats = result.get("repeats") or {}
+    if len(repeats.get("closed", [])) > 1:
+        lines.append(
+            f"closed loop measured in {len(repeats['closed'])} pairs, the order alternating; real / null per pair: "
+            + _pairs_text(repeats["closed"], "real_per_s", "null_per_s", "{:,.0f}/s")
+            + "; the table and the targets report the median pair"
+        )
+    for repeated in repeats.get("open", []):
+        lines.append(
+            f"open loop at {100 * repeated['fraction']:.0f} % of real max measured in {len(repeated['pairs'])} "
+            "pairs; p99 real / null per pair: "
+            + _pairs_text(repeated["pairs"], "real_p99_ms", "null_p99_ms", "{:.2f} ms")
+            + "; the table and the targets report the median pair"
+        )
     if ledger:
         lines.append(
             f"ledger writer: {ledger['posted_per_s']:,.0f} decisions posted/s draining a backlog "
@@ -193,6 +207,13 @@ def summary_lines(result: dict[str, Any]) -> list[str]:
             f"{ledger['backlog_at_stop_entries']:,} entries and back to zero in {ledger['catch_up_s']:.2f} s"
         )
     return lines
+
+
+def _pairs_text(pairs: list[dict[str, Any]], real_key: str, null_key: str, unit: str) -> str:
+    return ", ".join(
+        f"{_fmt(pair['ratio'])} ({unit.format(pair[real_key])} vs {unit.format(pair[null_key])}, {pair['first']} first)"
+        for pair in pairs
+    )
 
 
 def text_report(result: dict[str, Any]) -> str:

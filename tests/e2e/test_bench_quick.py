@@ -36,7 +36,8 @@ def test_quick_bench_measures_all_four_parts(tmp_path: Path) -> None:
     png = tmp_path / "latency.png"
     env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL")}
     finished = subprocess.run(
-        [sys.executable, "-m", "loadtest", "--quick", "--output", str(output), "--png", str(png)],
+        # Two pairs: the repeated, alternating measurement of the two targets is exercised too.
+        [sys.executable, "-m", "loadtest", "--quick", "--repeats", "2", "--output", str(output), "--png", str(png)],
         cwd=REPO,
         env=env,
         capture_output=True,
@@ -72,5 +73,11 @@ def test_quick_bench_measures_all_four_parts(tmp_path: Path) -> None:
     assert ratios["closed_throughput_real_over_null"] > 0
     assert ratios["closed_throughput_real_over_redis_only"] > 0
     assert {t["target"] for t in result["targets"]} and all(isinstance(t["met"], bool) for t in result["targets"])
+    closed_pairs = result["repeats"]["closed"]
+    assert [pair["first"] for pair in closed_pairs] == ["real", "null"], "the order alternates"
+    assert result["real"]["closed"]["decided_per_s"] in [pair["real_per_s"] for pair in closed_pairs]
+    [half] = result["repeats"]["open"]
+    assert half["fraction"] == 0.5 and len(half["pairs"]) == 2
+    assert "measured in 2 pairs" in finished.stdout
     assert png.read_bytes().startswith(b"\x89PNG"), "a PNG was drawn"
     assert "real / null" in finished.stdout, "the table with its ratios is printed"
