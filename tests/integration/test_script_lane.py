@@ -34,10 +34,17 @@ async def client(backing: Backing) -> AsyncIterator[aioredis.Redis]:
 
 
 @pytest.fixture
-async def lane(client: aioredis.Redis) -> AsyncIterator[ScriptLane]:
-    the_lane = ScriptLane(client, client.register_script(ECHO))
+async def lane(backing: Backing) -> AsyncIterator[ScriptLane]:
+    # Its own client, named, so that a test can find (and kill) the lane's connection and no
+    # other: the session's shared server runs scripts on the same Redis.
+    own = aioredis.from_url(backing.redis_url, client_name=LANE_CLIENT_NAME)
+    the_lane = ScriptLane(own, own.register_script(ECHO))
     yield the_lane
     await the_lane.aclose()
+    await own.aclose()
+
+
+LANE_CLIENT_NAME = f"lanetest-{secrets.token_hex(4)}"
 
 
 def key(name: str) -> str:
@@ -83,7 +90,7 @@ async def test_a_killed_connection_fails_the_waiting_calls_and_the_next_call_rec
 ) -> None:
     k = key("kill")
     await lane.call([k], ["ok", "first", 1])
-    lane_ids = [c["id"] for c in await client.client_list() if c.get("cmd") in ("evalsha", "eval")]
+    lane_ids = [c["id"] for c in await client.client_list() if c.get("name") == LANE_CLIENT_NAME]
     assert lane_ids, "the lane's connection is not to be seen"
     await client.client_pause(5000, all=False)  # scripts (writes) wait; CLIENT commands do not
     try:
