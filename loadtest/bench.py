@@ -418,22 +418,24 @@ def _pair_ratio(pair: Pair, latency: bool = False) -> float:
 
 
 def median_pair(pairs: list[Pair], latency: bool = False) -> int:
-    """The index of the pair whose real/null ratio is the median (the lower middle one of an
-    even number): the pair the table and the targets report, the others are listed beside it."""
+    """The index of the pair whose real/null ratio is the median: the pair the table and the
+    targets report, the others are listed beside it. Of an even number, the middle one less
+    favourable to the real server (the lower throughput ratio, the higher latency ratio)."""
     order = sorted(range(len(pairs)), key=lambda i: _pair_ratio(pairs[i], latency))
-    return order[(len(order) - 1) // 2]
+    return order[len(order) // 2 if latency else (len(order) - 1) // 2]
 
 
 def _pair_doc(pair: Pair, latency: bool = False) -> dict[str, Any]:
     real, null = pair
     if latency:
         return {"real_p99_ms": real["latency_ms"]["p99"], "null_p99_ms": null["latency_ms"]["p99"],
-                "ratio": _pair_ratio(pair, latency=True), "first": pair_first(real, null)}  # fmt: skip
+                "ratio": _pair_ratio(pair, latency=True), "first": _first(real)}  # fmt: skip
     return {"real_per_s": real["decided_per_s"], "null_per_s": null["decided_per_s"],
-            "ratio": _pair_ratio(pair), "first": pair_first(real, null)}  # fmt: skip
+            "ratio": _pair_ratio(pair), "first": _first(real)}  # fmt: skip
 
 
-def pair_first(real: dict[str, Any], null: dict[str, Any]) -> str:
+def _first(real: dict[str, Any]) -> str:
+    """Which server of the pair was measured first."""
     return "real" if real["pair_position"] == 0 else "null"
 
 

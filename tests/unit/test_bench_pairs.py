@@ -22,9 +22,11 @@ def test_the_median_ratio_not_the_median_throughput() -> None:
     assert median_pair(pairs) == 2
 
 
-def test_an_even_number_of_pairs_reports_the_lower_middle_ratio() -> None:
+def test_an_even_number_of_pairs_reports_the_middle_less_favourable_to_the_real_server() -> None:
     pairs = [closed(3000, 5000), closed(3300, 5000), closed(2800, 5000), closed(3200, 5000)]
-    assert median_pair(pairs) == 0  # ratios 0.60, 0.66, 0.56, 0.64: lower middle 0.60
+    assert median_pair(pairs) == 0  # ratios 0.60, 0.66, 0.56, 0.64: the lower middle, 0.60
+    latencies = [open_loop(4.5, 3.0), open_loop(9.0, 3.0), open_loop(6.0, 3.0), open_loop(5.4, 3.0)]
+    assert median_pair(latencies, latency=True) == 2  # ratios 1.5, 3.0, 2.0, 1.8: the upper middle, 2.0
 
 
 def test_latency_pairs_are_ranked_by_p99_ratio() -> None:
