@@ -57,7 +57,8 @@ class StopSignal(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class _Either:
-    """Set as soon as either event is: no task in between, so no batch more."""
+    """Set as soon as either event is. Both are read directly (no task relays one to the other),
+    so a stop takes effect before a lane starts its next batch, as with `stop` alone."""
 
     first: asyncio.Event
     second: asyncio.Event
