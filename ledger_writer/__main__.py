@@ -6,7 +6,6 @@ share of the shard streams; with 1 it posts them all itself."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import logging
 import os
@@ -27,7 +26,7 @@ from authz_server.redis_state.rebuild import ensure_projection
 from authz_server.redis_state.scripts import Scripts
 from authz_server.store.migrate import migrate
 from ledger_writer.config import LedgerSettings
-from ledger_writer.consumer import LedgerWriter
+from ledger_writer.consumer import LedgerWriter, sleep_unless_set
 from ledger_writer.workers import WORKER_INDEX_ENV, mark_ready, run_workers
 
 log = logging.getLogger("ledger_writer")
@@ -35,14 +34,20 @@ log = logging.getLogger("ledger_writer")
 # batch of 1,000 records allocates tens of thousands (records, rows, payloads, arrays): with
 # the default the collector ran hundreds of times per drain, about a tenth of the writer's CPU.
 GC_GEN0_THRESHOLD = 20_000
+CHORES_STOP_WAIT_S = 5.0  # how long the lag gauges and the sweeper may take to stop
 
 
-async def run_sweeper(redis: aioredis.Redis, writer: LedgerWriter, settings: LedgerSettings) -> None:
-    """Releases expired holds every LEDGER_SWEEP_INTERVAL_S (any number of writers may sweep)."""
+async def run_sweeper(
+    redis: aioredis.Redis, writer: LedgerWriter, settings: LedgerSettings, stop: asyncio.Event
+) -> None:
+    """Releases expired holds every LEDGER_SWEEP_INTERVAL_S (any number of writers may sweep)
+    until `stop` is set."""
     scripts = Scripts.register(redis)
     clock = SystemClock()
-    while True:
-        await asyncio.sleep(settings.sweep_interval_s)
+    while not stop.is_set():
+        await sleep_unless_set(stop, settings.sweep_interval_s)
+        if stop.is_set():
+            break
         try:
             released = await sweep_expired_holds(redis, scripts, writer.keyspace, clock.now_ms())
         except (RedisError, OSError) as error:
@@ -88,17 +93,23 @@ async def serve(settings: LedgerSettings, worker_index: int = 0, worker_count: i
     chores = []
     if worker_index == 0:
         chores = [
-            asyncio.create_task(writer.run_lag_gauges()),
-            asyncio.create_task(run_sweeper(redis, writer, settings)),
+            asyncio.create_task(writer.run_lag_gauges(stop)),
+            asyncio.create_task(run_sweeper(redis, writer, settings, stop)),
         ]
     mark_ready(worker_index)
     try:
         await writer.run(stop)
     finally:
-        for task in chores:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        # The chores stop on `stop` (set here too when the writer failed), not by cancellation:
+        # a cancellation can be lost in redis-py's socket write under Python 3.11, or turn into
+        # a timeout the chore retries, and a chore that missed it kept this process alive after
+        # SIGTERM. Cancelled only if one has not stopped within CHORES_STOP_WAIT_S.
+        stop.set()
+        if chores:
+            _, late = await asyncio.wait(chores, timeout=CHORES_STOP_WAIT_S)
+            for task in late:
+                log.warning("a chore did not stop within %.0fs; cancelling it", CHORES_STOP_WAIT_S)
+                task.cancel()
         await redis.aclose()
         await pool.close()
         log.info("ledger-writer stopped" if worker_count == 1 else "ledger-writer worker %d stopped", worker_index)

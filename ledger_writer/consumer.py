@@ -22,6 +22,7 @@ acknowledge and delete them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import defaultdict
@@ -422,10 +423,18 @@ class LedgerWriter:
         for shard, length in enumerate(lengths):
             metrics.LAG.labels(str(shard)).set(length)
 
-    async def run_lag_gauges(self) -> None:
-        while True:
+    async def run_lag_gauges(self, stop: asyncio.Event) -> None:
+        """Refreshes the lag gauges every LAG_REFRESH_INTERVAL_S until `stop` is set."""
+        while not stop.is_set():
             try:
                 await self.refresh_lag()
             except (RedisError, OSError):
                 pass
-            await asyncio.sleep(LAG_REFRESH_INTERVAL_S)
+            await sleep_unless_set(stop, LAG_REFRESH_INTERVAL_S)
+
+
+async def sleep_unless_set(stop: asyncio.Event, seconds: float) -> None:
+    """Waits `seconds`, or less if `stop` is set meanwhile."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            await stop.wait()
