@@ -51,6 +51,28 @@ def _die_with_parent() -> None:
         pass  # not Linux: the parent's own shutdown path still stops its workers
 
 
+def serve_parent_metrics(port: int, addr: str, metrics_dir: str) -> None:
+    """The supervising parent's Prometheus endpoint: every worker's metrics (multiprocess mode,
+    from `metrics_dir`) and the parent's own process metrics. Also used by the ledger writer's
+    parent (ledger_writer/workers.py)."""
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry, path=metrics_dir)
+    ProcessCollector(registry=registry)
+    start_http_server(port, addr=addr, registry=registry)
+
+
+def wait_or_kill(workers: list[subprocess.Popen[bytes]], deadline: float) -> list[int]:
+    """Waits for every worker until `deadline` (time.monotonic()), kills those still running
+    then; returns their exit codes."""
+    for worker in workers:
+        try:
+            worker.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()
+    return [worker.wait() for worker in workers]
+
+
 def run_workers(settings: Settings) -> int:
     """Starts settings.workers worker processes and supervises them until they stop."""
     metrics_dir = tempfile.mkdtemp(prefix="zentra-metrics-")
@@ -75,11 +97,8 @@ def run_workers(settings: Settings) -> int:
                     [sys.executable, "-m", "authz_server", "serve"], env=worker_env, preexec_fn=_die_with_parent
                 )
             )
-        if settings.metrics_port:
-            registry = CollectorRegistry()
-            multiprocess.MultiProcessCollector(registry, path=metrics_dir)
-            ProcessCollector(registry=registry)  # the parent's own; workers report zentra_authz_worker_*
-            start_http_server(settings.metrics_port, addr=settings.metrics_addr, registry=registry)
+        if settings.metrics_port:  # the parent's own process metrics; workers report zentra_authz_worker_*
+            serve_parent_metrics(settings.metrics_port, settings.metrics_addr, metrics_dir)
         log.info("authz-server: %d workers on %s", settings.workers, settings.listen_addr)
         while not stopping:
             if any(worker.poll() is not None for worker in workers):
@@ -87,14 +106,7 @@ def run_workers(settings: Settings) -> int:
                 stop(signal.SIGTERM, None)
                 break
             time.sleep(POLL_INTERVAL_S)
-        deadline = time.monotonic() + settings.shutdown_grace_s + STOP_WAIT_S_EXTRA
-        for worker in workers:
-            try:
-                worker.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                worker.kill()
-                worker.wait()
-        codes = [worker.returncode for worker in workers]
+        codes = wait_or_kill(workers, time.monotonic() + settings.shutdown_grace_s + STOP_WAIT_S_EXTRA)
         log.info("authz-server: workers stopped with %s", codes)
         return 0 if all(code == 0 for code in codes) and stopping else 1
     finally:

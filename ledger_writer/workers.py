@@ -31,10 +31,8 @@ import time
 from pathlib import Path
 from types import FrameType
 
-from prometheus_client import CollectorRegistry, ProcessCollector, multiprocess, start_http_server
-
 # The server's: ask the kernel to SIGTERM a worker whose parent dies, even by SIGKILL.
-from authz_server.workers import _die_with_parent
+from authz_server.workers import _die_with_parent, serve_parent_metrics, wait_or_kill
 from ledger_writer.config import LedgerSettings
 
 log = logging.getLogger(__name__)
@@ -95,10 +93,7 @@ def run_workers(settings: LedgerSettings) -> int:
                 break
             if not metrics_open and len(os.listdir(ready_dir)) == len(workers):
                 if settings.metrics_port:
-                    registry = CollectorRegistry()
-                    multiprocess.MultiProcessCollector(registry, path=metrics_dir)
-                    ProcessCollector(registry=registry)  # the parent's own
-                    start_http_server(settings.metrics_port, addr=settings.metrics_addr, registry=registry)
+                    serve_parent_metrics(settings.metrics_port, settings.metrics_addr, metrics_dir)
                 metrics_open = True
                 log.info("ledger-writer: %d workers ready", len(workers))
             elif not metrics_open and time.monotonic() > ready_by:
@@ -106,14 +101,7 @@ def run_workers(settings: LedgerSettings) -> int:
                 stop_workers()
                 break
             time.sleep(POLL_INTERVAL_S)
-        deadline = time.monotonic() + STOP_WAIT_S
-        for worker in workers:
-            try:
-                worker.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                worker.kill()
-                worker.wait()
-        codes = [worker.returncode for worker in workers]
+        codes = wait_or_kill(workers, time.monotonic() + STOP_WAIT_S)
         log.info("ledger-writer stopped (workers exited with %s)", codes)
         return 0 if requested and all(code == 0 for code in codes) else 1
     finally:
