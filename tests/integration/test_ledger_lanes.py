@@ -73,6 +73,17 @@ def test_lanes_post_concurrently_and_keep_each_shard_in_order(
     ledger_checks.assert_balanced(ledger.fetch, [x.tenant_id for x in tenants])
 
 
+def run_contained(server: ThreadedServer, writer: LedgerWriter, stop: asyncio.Event, timeout_s: float) -> None:
+    """Runs the writer until it returns or raises; one still running after `timeout_s` is
+    stopped (and the TimeoutError raised), so that it takes no entries from later tests."""
+    try:
+        server.call(writer.run(stop), timeout_s)
+    except TimeoutError:
+        server.loop.call_soon_threadsafe(stop.set)
+        time.sleep(5)
+        raise
+
+
 @pytest.fixture(autouse=True)
 def _streams_drained_after(ledger: Ledger):  # type: ignore[no-untyped-def]
     yield
@@ -101,13 +112,7 @@ def test_a_lane_that_fails_stops_the_writer_and_acknowledges_nothing_more(
         writer._post = post_or_fail  # type: ignore[method-assign]
         stop = asyncio.Event()
         with pytest.raises(ExceptionGroup) as failed:
-            try:
-                server.call(writer.run(stop), 60)
-            except TimeoutError:
-                # Stop the writer that did not stop, so that it takes no entries from later tests.
-                server.loop.call_soon_threadsafe(stop.set)
-                time.sleep(5)
-                raise
+            run_contained(server, writer, stop, 60)
         assert failed.group_contains(RuntimeError, match="a bug in one lane")
         writer._post = post  # type: ignore[method-assign]
         failing.drain()  # a restart posts what the failed run left pending, once
@@ -146,12 +151,7 @@ def test_a_lane_that_absorbs_its_cancellation_still_stops_when_another_lane_fail
         writer._read_batch = read_or_fail  # type: ignore[method-assign]
         stop = asyncio.Event()
         with pytest.raises(ExceptionGroup) as failed:
-            try:
-                server.call(writer.run(stop), 20)
-            except TimeoutError:
-                server.loop.call_soon_threadsafe(stop.set)  # contain it: no entries taken later
-                time.sleep(1)
-                raise
+            run_contained(server, writer, stop, 20)
         assert failed.group_contains(RuntimeError, match="a bug in one lane")
         assert absorbed == 1, "the other lane lost the cancellation, so only the halt could stop it"
     finally:
