@@ -4,9 +4,13 @@ mounts, and the environment the app reads; Docker itself cannot run on our CI ma
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
+import subprocess
 from pathlib import Path
 
+import pytest
 import yaml
 from prometheus_client.metrics import MetricWrapperBase
 
@@ -104,3 +108,32 @@ def test_grafana_provisioning_points_at_the_dashboards() -> None:
     assert any(v.endswith(f":{path}:ro") and v.startswith("./deploy/grafana/dashboards") for v in volumes)
     source = yaml.safe_load((REPO / "deploy/grafana/provisioning/datasources/prometheus.yml").read_text())
     assert source["datasources"][0]["url"] == "http://prometheus:9090"
+
+
+def compose_cli() -> list[str] | None:
+    """A Compose implementation that can parse the file without a Docker daemon, if this
+    machine has one: the `docker compose` plugin, or the standalone `docker-compose`."""
+    docker = shutil.which("docker")
+    if docker is not None and subprocess.run([docker, "compose", "version"], capture_output=True).returncode == 0:
+        return [docker, "compose"]
+    standalone = shutil.which("docker-compose")
+    return [standalone] if standalone is not None else None
+
+
+def test_compose_itself_accepts_the_file() -> None:
+    """Where Compose is installed (it needs no daemon to parse), it validates the file against
+    its schema and resolves every interpolation; without the admin token it refuses to."""
+    cli = compose_cli()
+    if cli is None:
+        pytest.skip("neither `docker compose` nor `docker-compose` is installed")
+    env = {k: v for k, v in os.environ.items() if k != "AUTHZ_ADMIN_TOKEN"}
+
+    def run(*args: str, **token: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*cli, *args], cwd=REPO, env={**env, **token}, capture_output=True, text=True)
+
+    checked = run("config", "-q", AUTHZ_ADMIN_TOKEN="x" * 16)
+    assert checked.returncode == 0, checked.stderr
+    services = run("config", "--services", AUTHZ_ADMIN_TOKEN="x" * 16)
+    assert set(services.stdout.split()) == set(compose()["services"]), services.stderr
+    refused = run("config", "-q")
+    assert refused.returncode != 0 and "AUTHZ_ADMIN_TOKEN" in refused.stdout + refused.stderr
