@@ -80,16 +80,12 @@ def render(message: dict[str, object]) -> authorization_pb2.AuthorizeRequest:
     return json_format.Parse(text, authorization_pb2.AuthorizeRequest())
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m loadtest.ghz_seed", description=__doc__.split("\n")[0])
-    parser.add_argument("--target", default="127.0.0.1:50051")
-    parser.add_argument("--admin-token", required=True, help="the server's AUTHZ_ADMIN_TOKEN")
-    parser.add_argument("--cards", type=int, default=1000)
-    parser.add_argument("--total", type=int, default=50_000, help="ghz --total")
-    parser.add_argument("--concurrency", type=int, default=50, help="ghz --concurrency")
-    args = parser.parse_args(argv)
-    admin = (("authorization", f"Bearer {args.admin_token}"),)
-    with grpc.insecure_channel(args.target) as channel:
+def seed_tenant(target: str, admin_token: str, cards: int) -> tuple[str, str, list[str]]:
+    """Creates a tenant, its ADMIN and PROCESSOR keys and `cards` cards (realistic controls)
+    through the public API of the server at `target`; returns the tenant id, the PROCESSOR
+    key's secret and the card ids."""
+    admin = (("authorization", f"Bearer {admin_token}"),)
+    with grpc.insecure_channel(target) as channel:
         tenants = tenant_pb2_grpc.TenantServiceStub(channel)
         tenant_id = f"ghz-{secrets.token_hex(4)}"
         tenants.CreateTenant(tenant_pb2.CreateTenantRequest(tenant_id=tenant_id, name="ghz load test"), metadata=admin)
@@ -99,16 +95,29 @@ def main(argv: list[str] | None = None) -> int:
             ).secret
             for role in (t.ADMIN, t.PROCESSOR)
         }
-        cards = card_pb2_grpc.CardServiceStub(channel)
+        stub = card_pb2_grpc.CardServiceStub(channel)
         card_ids = []
-        for i in range(args.cards):
+        for i in range(cards):
             request = card_pb2.IssueCardRequest(
                 idempotency_key=f"{tenant_id}-{i}", customer_ref=f"cust-{i}", account_ref=f"acct-{i}",
                 currency="USD", spend_controls=controls(),
             )  # fmt: skip
-            card_ids.append(cards.IssueCard(request, metadata=(("authorization", f"Bearer {keys[t.ADMIN]}"),)).card_id)
-        data = data_for(card_ids)
-        processor = (("authorization", f"Bearer {keys[t.PROCESSOR]}"),)
+            card_ids.append(stub.IssueCard(request, metadata=(("authorization", f"Bearer {keys[t.ADMIN]}"),)).card_id)
+    return tenant_id, keys[t.PROCESSOR], card_ids
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m loadtest.ghz_seed", description=__doc__.split("\n")[0])
+    parser.add_argument("--target", default="127.0.0.1:50051")
+    parser.add_argument("--admin-token", required=True, help="the server's AUTHZ_ADMIN_TOKEN")
+    parser.add_argument("--cards", type=int, default=1000)
+    parser.add_argument("--total", type=int, default=50_000, help="ghz --total")
+    parser.add_argument("--concurrency", type=int, default=50, help="ghz --concurrency")
+    args = parser.parse_args(argv)
+    tenant_id, processor_secret, card_ids = seed_tenant(args.target, args.admin_token, args.cards)
+    data = data_for(card_ids)
+    processor = (("authorization", f"Bearer {processor_secret}"),)
+    with grpc.insecure_channel(args.target) as channel:
         authz = authorization_pb2_grpc.AuthorizationServiceStub(channel)
         for message in data[:CHECKED_CALLS]:
             authz.Authorize(render(message), metadata=processor, timeout=5)
@@ -117,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         host=args.target,
         total=args.total,
         concurrency=args.concurrency,
-        metadata={"authorization": f"Bearer {keys[t.PROCESSOR]}"},
+        metadata={"authorization": f"Bearer {processor_secret}"},
         data=data,
     )
     RESULTS.mkdir(parents=True, exist_ok=True)
