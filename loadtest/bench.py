@@ -71,6 +71,7 @@ from loadtest.stack import (
     install_stop_signals,
     run_json,
     server_env,
+    start_null_server,
     stores,
     wait_for_quiet,
     wait_ready,
@@ -344,13 +345,7 @@ def measure_servers(
     machine's conditions as far as possible."""
     real_child, real_port, metrics_port = start_real(options, backing, settings, work_dir)
     null_port = free_port()
-    null_child = Child(
-        "null-server",
-        "loadtest.null_server",
-        ["--listen", f"127.0.0.1:{null_port}", "--workers", str(options.workers)],
-        server_env({}),
-        work_dir,
-    )
+    null_child = start_null_server(null_port, options.workers, work_dir)
     try:
         real_pids = wait_ready(real_child, real_port, options.workers, forks_workers=options.workers > 1)
         real = Server("real", real_child, real_port, real_pids, metrics_port)

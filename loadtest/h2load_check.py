@@ -19,7 +19,9 @@ real server, in pairs (`--repeats`, the order alternating, as `make bench` does)
 HTTP/2 status codes, not gRPC's, so the real server's replay counter must have grown by exactly
 the calls h2load made, or the run fails: every call was answered, and answered by a replay.
 
-It prints a table and writes loadtest/results/h2load.json. Exit 2 if h2load is not installed
+With REDIS_URL / DATABASE_URL set, its tenant (`ghz-...`) and its keys (prefix `h2load...`) are
+left there, as `loadtest.ghz_seed` leaves its own. It prints a table and writes
+loadtest/results/h2load.json. Exit 2 if h2load is not installed
 (`apt-get install nghttp2-client`), 1 if a check fails.
 """
 
@@ -43,7 +45,7 @@ import grpc
 from devstack.embedded import free_port, prepare_dir
 from loadtest.bench import scrape
 from loadtest.ghz_seed import seed_tenant
-from loadtest.stack import BenchError, Child, server_env, stores, wait_ready
+from loadtest.stack import BenchError, Child, server_env, start_null_server, stores, wait_ready
 from zentra.cards.v1 import authorization_pb2, authorization_pb2_grpc
 from zentra.cards.v1 import types_pb2 as t
 
@@ -143,13 +145,7 @@ def measure(options: argparse.Namespace, h2load_bin: str, work_dir: Path) -> dic
             "AUTHZ_LOG_LEVEL": "WARNING",
         }
         real = Child("authz-server", "authz_server", [], server_env(real_env), work_dir)
-        null = Child(
-            "null-server",
-            "loadtest.null_server",
-            ["--listen", f"127.0.0.1:{null_port}", "--workers", str(options.workers)],
-            server_env({}),
-            work_dir,
-        )
+        null = start_null_server(null_port, options.workers, work_dir)
         try:
             wait_ready(real, real_port, options.workers, forks_workers=options.workers > 1)
             wait_ready(null, null_port, options.workers, forks_workers=True)

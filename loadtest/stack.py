@@ -122,6 +122,17 @@ class Child:
         stop_group(self.process, STOP_TIMEOUT_S)
 
 
+def start_null_server(port: int, workers: int, log_dir: Path) -> Child:
+    """`python -m loadtest.null_server` on 127.0.0.1:`port` with `workers` worker processes."""
+    return Child(
+        "null-server",
+        "loadtest.null_server",
+        ["--listen", f"127.0.0.1:{port}", "--workers", str(workers)],
+        server_env({}),
+        log_dir,
+    )
+
+
 def stop_group(process: subprocess.Popen[Any], timeout_s: float) -> None:
     """SIGTERM to the group of `process` (a session leader), SIGKILL to it after `timeout_s`.
     Nothing is signalled once the leader has been reaped: its group id may be reused."""
